@@ -1,0 +1,201 @@
+"""One SpeechBrain ``Brain`` that trains an embedding network with any loss.
+
+Every loss of :mod:`speaker_metric_learning.losses` takes
+``(embeddings, labels)`` and returns a scalar, so the same Brain trains the
+classification losses (whose class weights live in the loss module) and the
+pair losses (which mine the batch). Both the embedding network and the loss
+are entries of ``modules``, so the optimizer and the checkpointer see the
+loss parameters.
+
+Expected hyperparameters (see ``hparams/base.yaml``): ``modules`` with
+``embedding_model`` and ``loss``; ``epoch_counter``; ``checkpointer``;
+``train_logger``; optionally ``chunker`` (re-seeded every epoch, like a
+``batch_sampler`` given in ``train_loader_kwargs``),
+``lr_scheduler`` (called with the epoch's loss), ``margin_schedule``
+(called once per optimizer step with the step count).
+
+Authors
+ * speaker_metric_learning developers
+"""
+
+import logging
+
+import speechbrain as sb
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when a training batch gives a NaN or infinite loss."""
+
+
+class SpeakerBrain(sb.core.Brain):
+    """Trains ``modules.embedding_model`` with ``modules.loss``.
+
+    Besides SpeechBrain's loop it: calls ``set_epoch`` on the training
+    batch sampler and chunker every epoch (SpeechBrain only does so for
+    samplers it wraps itself, under DDP); averages the loss module's
+    ``statistics`` over each stage and writes them to the train log; stops
+    with the ids of the batch when the loss is not finite; and wraps modules
+    for CPU (gloo) DDP without the SyncBatchNorm conversion that gloo lacks.
+
+    Example
+    -------
+    >>> import torch
+    >>> class Mean(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.proj = torch.nn.Linear(1, 4)
+    ...     def forward(self, wavs, lengths=None):
+    ...         return self.proj(wavs.mean(1, keepdim=True)).unsqueeze(1)
+    >>> class Dist(torch.nn.Module):
+    ...     statistics = {}
+    ...     def forward(self, embeddings, labels):
+    ...         return embeddings.pow(2).mean()
+    >>> brain = SpeakerBrain(
+    ...     modules={"embedding_model": Mean(), "loss": Dist()},
+    ...     run_opts={"device": "cpu"},
+    ... )
+    >>> brain.embed(torch.randn(3, 100)).shape
+    torch.Size([3, 4])
+    """
+
+    def compute_forward(self, batch, stage):
+        """Embeds the batch's waveforms: ``[batch, 1, dim]``."""
+        batch = batch.to(self.device)
+        wavs, lengths = batch.sig
+        return self.modules.embedding_model(wavs, lengths)
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Applies the loss to the embeddings and the speaker labels."""
+        labels = batch.spk_id_encoded.data
+        loss = self.modules.loss(predictions, labels)
+        if stage == sb.Stage.TRAIN and not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"loss is {loss.item()} on the batch of utterances "
+                f"{', '.join(batch.id)}: lower the learning rate or check "
+                "this audio. The last checkpoint is left as it was."
+            )
+        self._accumulate(getattr(self._loss_module, "statistics", {}))
+        return loss
+
+    @property
+    def _loss_module(self):
+        loss = self.modules.loss
+        return loss.module if isinstance(loss, DistributedDataParallel) else loss
+
+    def _accumulate(self, statistics):
+        for name, value in statistics.items():
+            total, count = self._stage_statistics.get(name, (0.0, 0))
+            self._stage_statistics[name] = (total + float(value), count + 1)
+
+    def stage_statistics(self):
+        """Averages of the loss statistics over the batches of this stage.
+
+        Returns
+        -------
+        dict
+            Statistic name to mean value.
+        """
+        return {
+            name: total / count
+            for name, (total, count) in self._stage_statistics.items()
+        }
+
+    def on_fit_start(self):
+        """Starts with empty statistics, then recovers the checkpoint."""
+        super().on_fit_start()
+        self._stage_statistics = {}
+
+    def on_stage_start(self, stage, epoch=None):
+        """Re-seeds the epoch's chunks and batches; resets statistics."""
+        self._stage_statistics = {}
+        if stage == sb.Stage.TRAIN and epoch is not None:
+            seeded = (
+                getattr(self.hparams, "chunker", None),
+                getattr(self, "batch_sampler", None),
+            )
+            for item in seeded:
+                if hasattr(item, "set_epoch"):
+                    item.set_epoch(epoch)
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Advances the margin schedule once per optimizer step."""
+        schedule = getattr(self.hparams, "margin_schedule", None)
+        if should_step and schedule is not None:
+            schedule(self.optimizer_step)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs the stage, anneals the learning rate and checkpoints."""
+        statistics = {"loss": stage_loss, **self.stage_statistics()}
+        if stage == sb.Stage.TRAIN:
+            self.train_statistics = statistics
+            if not self.has_validation:
+                self._end_epoch(epoch, statistics, valid_statistics=None)
+        elif stage == sb.Stage.VALID:
+            self._end_epoch(epoch, self.train_statistics, statistics)
+
+    def _end_epoch(self, epoch, train_statistics, valid_statistics):
+        watched = valid_statistics or train_statistics
+        lr = self.optimizer.param_groups[0]["lr"]
+        scheduler = getattr(self.hparams, "lr_scheduler", None)
+        if scheduler is not None:
+            _, lr = scheduler(watched["loss"])
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, lr)
+        self.hparams.train_logger.log_stats(
+            stats_meta={"epoch": epoch, "lr": lr},
+            train_stats=train_statistics,
+            valid_stats=valid_statistics,
+        )
+        self.checkpointer.save_and_keep_only(
+            meta={"loss": watched["loss"], "epoch": epoch},
+            num_to_keep=getattr(self.hparams, "checkpoints_to_keep", 2),
+        )
+
+    def fit(self, epoch_counter, train_set, valid_set=None, **kwargs):
+        """SpeechBrain's ``fit``; logs and checkpoints after each epoch's
+        validation, or after each training stage when there is none."""
+        self.has_validation = valid_set is not None
+        loader_options = kwargs.get("train_loader_kwargs") or {}
+        self.batch_sampler = loader_options.get("batch_sampler")
+        return super().fit(epoch_counter, train_set, valid_set, **kwargs)
+
+    @torch.no_grad()
+    def embed(self, wavs, lengths=None):
+        """Deterministic embeddings of a batch of waveforms, in eval mode.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            Waveforms ``[batch, time]``.
+        lengths : torch.Tensor, optional
+            Relative lengths ``[batch]``.
+
+        Returns
+        -------
+        torch.Tensor
+            Embeddings ``[batch, dim]``.
+        """
+        model = self.modules.embedding_model
+        was_training = model.training
+        model.eval()
+        if lengths is not None:
+            lengths = lengths.to(self.device)
+        embeddings = model(wavs.to(self.device), lengths)
+        model.train(was_training)
+        return embeddings.reshape(embeddings.shape[0], -1)
+
+    def _wrap_distributed(self):
+        """DDP without SyncBatchNorm on CPU, where gloo cannot run it."""
+        if not self.distributed_launch or self.device_type != "cpu":
+            return super()._wrap_distributed()
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = DistributedDataParallel(
+                    module,
+                    device_ids=None,
+                    find_unused_parameters=self.find_unused_parameters,
+                )
+

@@ -1,0 +1,186 @@
+"""Loading the recipe's layered hyperpyyaml files with checked overrides.
+
+A loss file under ``hparams/`` holds only what differs from the shared
+recipe: it has one top-level key whose value is SpeechBrain's
+``!include:`` of the shared file, and the mapping under it overrides the
+shared file's entries::
+
+    recipe: !include:base.yaml
+        experiment: aam
+        loss: !new:speaker_metric_learning.losses.AdditiveAngularMarginLoss
+            embedding_dim: !ref <embedding_dim>
+            n_classes: !ref <n_train_speakers>
+
+Command-line overrides (``--number_of_epochs 3``) are routed into that
+included file, so they reach the shared entries, and they are checked first:
+an unknown name ends in one message listing the closest known names rather
+than a ``KeyError`` deep inside hyperpyyaml. Plain files without an include
+are loaded as they are, with the same check.
+
+Authors
+ * speaker_metric_learning developers
+"""
+
+import difflib
+import io
+import os
+
+import ruamel.yaml
+from hyperpyyaml import load_hyperpyyaml, resolve_references
+
+INCLUDE_TAG = "!include:"
+
+
+class HparamsError(ValueError):
+    """Raised for an unknown override or a malformed hyperparameter file."""
+
+
+def _yaml():
+    return ruamel.yaml.YAML()
+
+
+def _read_yaml(path):
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return _yaml().load(stream)
+    except FileNotFoundError:
+        raise HparamsError(f"hyperparameter file not found: {path}") from None
+    except ruamel.yaml.YAMLError as error:
+        raise HparamsError(f"{path} is not valid YAML: {error}") from None
+
+
+def _include_entry(document):
+    """Returns (key, node) of the document's single top-level include."""
+    includes = [
+        (key, node)
+        for key, node in document.items()
+        if str(getattr(getattr(node, "tag", None), "value", "")).startswith(
+            INCLUDE_TAG
+        )
+    ]
+    if len(includes) > 1:
+        raise HparamsError("a recipe file may include one shared file only")
+    return includes[0] if includes else (None, None)
+
+
+def _check_known(overrides, known, path):
+    for name in overrides:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=3)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise HparamsError(
+                f"unknown option --{name} for {path}.{hint} Options are the "
+                "top-level names of the hyperparameter files."
+            )
+
+
+def _layered_text(path, overrides):
+    """The file with checked overrides applied, as a YAML text stream."""
+    if isinstance(overrides, str):
+        overrides = _yaml().load(overrides) if overrides.strip() else None
+    overrides = dict(overrides or {})
+    document = _read_yaml(path)
+    if not isinstance(document, dict):
+        raise HparamsError(f"{path} must hold a mapping of names to values")
+    key, include = _include_entry(document)
+    if key is None:
+        _check_known(overrides, set(document), path)
+        target = document
+    else:
+        shared_path = os.path.join(
+            os.path.dirname(os.path.abspath(path)),
+            include.tag.value[len(INCLUDE_TAG) :],
+        )
+        shared = _read_yaml(shared_path)
+        _check_known(set(include), set(shared), path)
+        _check_known(overrides, set(shared), path)
+        include.yaml_set_ctag(
+            ruamel.yaml.tag.Tag(suffix=INCLUDE_TAG + shared_path)
+        )
+        target = include
+    for name, value in overrides.items():
+        target[name] = value
+    text = io.StringIO()
+    _yaml().dump(document, text)
+    text.seek(0)
+    return key, text
+
+
+def load_hparams(path, overrides=None):
+    """Loads a recipe hyperparameter file, applying checked overrides.
+
+    Arguments
+    ---------
+    path : str
+        A hyperpyyaml file, plain or with one top-level ``!include:``.
+    overrides : str or dict, optional
+        YAML text (as returned by ``speechbrain.parse_arguments``) or a
+        mapping of top-level names to new values.
+
+    Returns
+    -------
+    dict
+        The loaded hyperparameters (for a layered file, the included
+        mapping with the file's own entries applied).
+
+    Raises
+    ------
+    HparamsError
+        If an override names no known entry or a file is missing/invalid.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> with open(os.path.join(folder, "base.yaml"), "w") as f:
+    ...     _ = f.write("epochs: 10\\nlr: 0.1\\nloss: null\\n")
+    >>> with open(os.path.join(folder, "child.yaml"), "w") as f:
+    ...     _ = f.write("recipe: !include:base.yaml\\n    loss: aam\\n")
+    >>> hparams = load_hparams(os.path.join(folder, "child.yaml"), "lr: 0.5")
+    >>> hparams["epochs"], hparams["lr"], hparams["loss"]
+    (10, 0.5, 'aam')
+    >>> load_hparams(os.path.join(folder, "child.yaml"), {"epoch": 3})
+    Traceback (most recent call last):
+    ...
+    speaker_metric_learning.hyperparams.HparamsError: unknown option --epoch \
+for ...child.yaml. Did you mean: epochs? Options are the top-level names of \
+the hyperparameter files.
+    """
+    key, text = _layered_text(path, overrides)
+    hparams = load_hyperpyyaml(text)
+    return hparams if key is None else hparams[key]
+
+
+def resolved_hparams_text(path, overrides=None):
+    """The hyperparameters as one self-contained YAML text, for the record.
+
+    Includes are expanded, references resolved and overrides applied, so
+    the text saved beside a run says exactly what the run used.
+
+    Arguments
+    ---------
+    path : str
+        A hyperpyyaml file, plain or with one top-level ``!include:``.
+    overrides : str or dict, optional
+        As for :func:`load_hparams`.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> with open(os.path.join(folder, "base.yaml"), "w") as f:
+    ...     _ = f.write("epochs: 10\\ntwice: !ref <epochs> * 2\\n")
+    >>> with open(os.path.join(folder, "child.yaml"), "w") as f:
+    ...     _ = f.write("recipe: !include:base.yaml\\n    epochs: 3\\n")
+    >>> print(resolved_hparams_text(os.path.join(folder, "child.yaml")))
+    recipe:
+      epochs: 3
+      twice: 6
+    <BLANKLINE>
+    """
+    _, text = _layered_text(path, overrides)
+    return resolve_references(text).getvalue()

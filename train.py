@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Trains and evaluates a speaker embedding network with one of six losses.
+
+    python train.py hparams/aam.yaml                       # generated corpus
+    python train.py hparams/aam.yaml --data_folder TRAIN \\
+        --eval_folder DEV --trials_file DEV/trials.txt
+
+Steps, top to bottom: load the hyperparameters (unknown options are refused
+with the closest known names); get the data (generate the default synthetic
+corpus when no --data_folder is given) and write its CSV files; train with
+SpeakerBrain (checkpoints and resume come from SpeechBrain's Checkpointer);
+embed the evaluation utterances, score the trial list by cosine similarity
+and write EER / minDCF to results.json in the output folder.
+
+Authors
+ * speaker_metric_learning developers
+"""
+
+import logging
+import os
+import sys
+
+import speechbrain as sb
+import yaml
+
+from recipes.folder_preparation import prepare_folder
+from recipes.synthetic_corpus import generate_corpus
+from speaker_metric_learning.brain import NonFiniteLossError, SpeakerBrain
+from speaker_metric_learning.data import (
+    AudioReadError,
+    evaluation_dataset,
+    training_dataset,
+)
+from speaker_metric_learning.hyperparams import (
+    HparamsError,
+    load_hparams,
+    resolved_hparams_text,
+)
+from speaker_metric_learning.scoring.evaluation import evaluate_verification
+
+logger = logging.getLogger(__name__)
+
+
+def locate_data(hparams):
+    """Training folder, evaluation folder and trial list of this run.
+
+    With no ``data_folder`` the default synthetic corpus is generated (once)
+    and used; otherwise the folders given are checked for existence.
+    """
+    if hparams["data_folder"] is None:
+        root = hparams["default_corpus_folder"]
+        sb.utils.distributed.run_on_main(generate_corpus, args=[root])
+        dev = os.path.join(root, "dev")
+        return (
+            os.path.join(root, "train"),
+            dev,
+            os.path.join(dev, "trials.txt"),
+        )
+    for name in ("data_folder", "eval_folder", "trials_file"):
+        path = hparams[name]
+        if path is not None and not os.path.exists(path):
+            raise FileNotFoundError(f"--{name} {path} does not exist")
+    return hparams["data_folder"], hparams["eval_folder"], hparams["trials_file"]
+
+
+def prepare_csvs(train_folder, eval_folder, save_folder):
+    """Writes train.csv (and eval.csv) for the folders; returns their paths."""
+    train_csv = os.path.join(save_folder, "train.csv")
+    eval_csv = os.path.join(save_folder, "eval.csv") if eval_folder else None
+    sb.utils.distributed.run_on_main(
+        prepare_folder, args=[train_folder, train_csv]
+    )
+    if eval_csv:
+        sb.utils.distributed.run_on_main(
+            prepare_folder, args=[eval_folder, eval_csv]
+        )
+    return train_csv, eval_csv
+
+
+def count_speakers(csv_path):
+    """Number of distinct speakers of a prepared CSV file."""
+    with open(csv_path, encoding="utf-8") as csv_file:
+        header = csv_file.readline().strip().split(",")
+        column = header.index("spk_id")
+        return len({line.split(",")[column] for line in csv_file if line})
+
+
+def main(argv):
+    """Runs the recipe; returns the evaluation results (or None)."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    overrides = yaml.safe_load(overrides or "") or {}
+    hparams = load_hparams(hparams_file, overrides)
+    train_folder, eval_folder, trials_file = locate_data(hparams)
+    os.makedirs(hparams["save_folder"], exist_ok=True)
+    train_csv, eval_csv = prepare_csvs(
+        train_folder, eval_folder, hparams["save_folder"]
+    )
+    n_speakers = count_speakers(train_csv)
+    if n_speakers != hparams["n_train_speakers"]:
+        overrides["n_train_speakers"] = n_speakers
+        hparams = load_hparams(hparams_file, overrides)
+    sb.create_experiment_directory(hparams["output_folder"])
+    with open(
+        os.path.join(hparams["output_folder"], "hyperparams.yaml"), "w"
+    ) as record:
+        record.write(resolved_hparams_text(hparams_file, overrides))
+    logger.info(
+        "Training on %s: %d speakers, device %s",
+        train_folder,
+        n_speakers,
+        run_opts.device or sb.utils.distributed.infer_device(),
+    )
+
+    label_encoder = hparams["label_encoder"]
+    train_set = training_dataset(train_csv, hparams["chunker"], label_encoder)
+    label_encoder.save(os.path.join(hparams["save_folder"], "label_encoder.txt"))
+    labels = [
+        label_encoder.encode_label(train_set.data[uid]["spk_id"])
+        for uid in train_set.data_ids
+    ]
+    brain = SpeakerBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.fit(
+        hparams["epoch_counter"],
+        train_set,
+        train_loader_kwargs={
+            "batch_sampler": hparams["batch_sampler"](labels),
+            **hparams["train_loader_options"],
+        },
+    )
+    if trials_file is None:
+        logger.warning("No --trials_file: training done, nothing evaluated.")
+        return None
+    return evaluate(brain, hparams, eval_csv, trials_file)
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except (
+        AudioReadError,
+        FileNotFoundError,
+        HparamsError,
+        NonFiniteLossError,
+        ValueError,
+    ) as error:
+        sys.exit(f"error: {error}")
