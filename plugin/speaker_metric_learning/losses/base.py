@@ -15,6 +15,45 @@ import torch
 from torch import nn
 
 
+def flatten_embeddings(embeddings):
+    """Checks embeddings and returns them as ``[batch, dim]``.
+
+    Arguments
+    ---------
+    embeddings : torch.Tensor
+        Floating point tensor ``[batch, dim]`` or ``[batch, 1, dim]``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[batch, dim]``.
+
+    Raises
+    ------
+    ValueError
+        If the shape or the dtype does not follow the contract.
+
+    Example
+    -------
+    >>> flatten_embeddings(torch.zeros(4, 1, 3)).shape
+    torch.Size([4, 3])
+    """
+    if not isinstance(embeddings, torch.Tensor):
+        raise ValueError("embeddings must be a torch tensor")
+    if embeddings.dim() == 3 and embeddings.shape[1] == 1:
+        embeddings = embeddings.squeeze(1)
+    if embeddings.dim() != 2:
+        raise ValueError(
+            "embeddings must be [batch, dim] or [batch, 1, dim], got shape "
+            f"{list(embeddings.shape)}"
+        )
+    if not embeddings.is_floating_point():
+        raise ValueError(
+            f"embeddings must be floating point, got {embeddings.dtype}"
+        )
+    return embeddings
+
+
 def flatten_batch(embeddings, labels):
     """Checks a batch and returns it as ``[batch, dim]`` and ``[batch]``.
 
@@ -47,21 +86,9 @@ def flatten_batch(embeddings, labels):
     ...
     ValueError: embeddings and labels disagree on the batch size: 4 != 5
     """
-    if not isinstance(embeddings, torch.Tensor) or not isinstance(
-        labels, torch.Tensor
-    ):
-        raise ValueError("embeddings and labels must be torch tensors")
-    if embeddings.dim() == 3 and embeddings.shape[1] == 1:
-        embeddings = embeddings.squeeze(1)
-    if embeddings.dim() != 2:
-        raise ValueError(
-            "embeddings must be [batch, dim] or [batch, 1, dim], got shape "
-            f"{list(embeddings.shape)}"
-        )
-    if not embeddings.is_floating_point():
-        raise ValueError(
-            f"embeddings must be floating point, got {embeddings.dtype}"
-        )
+    if not isinstance(labels, torch.Tensor):
+        raise ValueError("labels must be a torch tensor")
+    embeddings = flatten_embeddings(embeddings)
     if labels.dim() == 2 and labels.shape[1] == 1:
         labels = labels.squeeze(1)
     if labels.dim() != 1:
