@@ -16,14 +16,16 @@ Authors
  * speaker_metric_learning developers
 """
 
+import json
 import logging
 import os
 import sys
 
 import speechbrain as sb
 import yaml
+from tqdm import tqdm
 
-from recipes.folder_preparation import prepare_folder
+from recipes.folder_prepare import prepare_folder
 from recipes.synthetic_corpus import generate_corpus
 from speaker_metric_learning.brain import NonFiniteLossError, SpeakerBrain
 from speaker_metric_learning.data import (
@@ -36,7 +38,12 @@ from speaker_metric_learning.hyperparams import (
     load_hparams,
     resolved_hparams_text,
 )
-from speaker_metric_learning.scoring.evaluation import evaluate_verification
+from speaker_metric_learning.scoring.metrics import (
+    equal_error_rate,
+    minimum_dcf,
+    split_scores,
+)
+from speaker_metric_learning.scoring.trials import cosine_scores, read_trials
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +67,11 @@ def locate_data(hparams):
         path = hparams[name]
         if path is not None and not os.path.exists(path):
             raise FileNotFoundError(f"--{name} {path} does not exist")
-    return hparams["data_folder"], hparams["eval_folder"], hparams["trials_file"]
+    return (
+        hparams["data_folder"],
+        hparams["eval_folder"],
+        hparams["trials_file"],
+    )
 
 
 def prepare_csvs(train_folder, eval_folder, save_folder):
@@ -83,6 +94,44 @@ def count_speakers(csv_path):
         header = csv_file.readline().strip().split(",")
         column = header.index("spk_id")
         return len({line.split(",")[column] for line in csv_file if line})
+
+
+def evaluate(brain, hparams, eval_csv, trials_file):
+    """Embeds the evaluation utterances and scores the trial list."""
+    trials = read_trials(trials_file)
+    dataset = evaluation_dataset(eval_csv, hparams["sample_rate"])
+    loader = sb.dataio.dataloader.make_dataloader(
+        dataset, batch_size=hparams["eval_batch_size"]
+    )
+    embeddings = {}
+    for batch in tqdm(loader, desc="embedding", dynamic_ncols=True):
+        wavs, lengths = batch.sig
+        for uid, vector in zip(
+            batch.id, brain.embed(wavs, lengths), strict=True
+        ):
+            embeddings[uid] = vector.cpu()
+    scores = cosine_scores(trials, embeddings)
+    positive, negative = split_scores(scores, trials.labels)
+    eer, _ = equal_error_rate(positive, negative)
+    min_dcf, _ = minimum_dcf(positive, negative, p_target=0.01, normalized=True)
+    results = {
+        "system": hparams["experiment"],
+        "eer": float(eer),
+        "min_dcf_0.01": float(min_dcf),
+        "trials": trials.fingerprint.to_dict(),
+    }
+    path = os.path.join(hparams["output_folder"], "results.json")
+    with open(path, "w", encoding="utf-8") as results_file:
+        json.dump(results, results_file, indent=2)
+    logger.info(
+        "%s on %s: EER %.2f %%, minDCF(0.01) %.4f -> %s",
+        hparams["experiment"],
+        trials.fingerprint,
+        100 * eer,
+        min_dcf,
+        path,
+    )
+    return results
 
 
 def main(argv):
@@ -112,8 +161,11 @@ def main(argv):
     )
 
     label_encoder = hparams["label_encoder"]
+    label_encoder.expect_len(n_speakers)
     train_set = training_dataset(train_csv, hparams["chunker"], label_encoder)
-    label_encoder.save(os.path.join(hparams["save_folder"], "label_encoder.txt"))
+    label_encoder.save(
+        os.path.join(hparams["save_folder"], "label_encoder.txt")
+    )
     labels = [
         label_encoder.encode_label(train_set.data[uid]["spk_id"])
         for uid in train_set.data_ids

@@ -84,7 +84,9 @@ class SpeakerBrain(sb.core.Brain):
     @property
     def _loss_module(self):
         loss = self.modules.loss
-        return loss.module if isinstance(loss, DistributedDataParallel) else loss
+        return (
+            loss.module if isinstance(loss, DistributedDataParallel) else loss
+        )
 
     def _accumulate(self, statistics):
         for name, value in statistics.items():
@@ -162,6 +164,13 @@ class SpeakerBrain(sb.core.Brain):
         self.batch_sampler = loader_options.get("batch_sampler")
         return super().fit(epoch_counter, train_set, valid_set, **kwargs)
 
+    def _train_loader_specifics(self, dataset, loader_kwargs):
+        """Leaves a given batch sampler alone: it shards itself under DDP
+        (SpeechBrain would wrap it and split every rank's share again)."""
+        if loader_kwargs.get("batch_sampler") is not None:
+            return loader_kwargs
+        return super()._train_loader_specifics(dataset, loader_kwargs)
+
     @torch.no_grad()
     def embed(self, wavs, lengths=None):
         """Deterministic embeddings of a batch of waveforms, in eval mode.
@@ -198,4 +207,3 @@ class SpeakerBrain(sb.core.Brain):
                     device_ids=None,
                     find_unused_parameters=self.find_unused_parameters,
                 )
-

@@ -70,11 +70,15 @@ def read_audio(path, sample_rate=16000, start=0.0, duration=None):
         with soundfile.SoundFile(path) as audio_file:
             file_rate = audio_file.samplerate
             first = int(round(start * file_rate))
-            frames = -1 if duration is None else int(round(duration * file_rate))
+            frames = (
+                -1 if duration is None else int(round(duration * file_rate))
+            )
             audio_file.seek(first)
             samples = audio_file.read(frames, dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, OSError) as error:
-        raise AudioReadError(f"cannot read audio file {path}: {error}") from None
+        raise AudioReadError(
+            f"cannot read audio file {path}: {error}"
+        ) from None
     if samples.shape[0] == 0:
         raise AudioReadError(f"audio file {path} holds no samples")
     if not np.isfinite(samples).all():
@@ -193,7 +197,8 @@ def training_dataset(csv_path, chunker, label_encoder):
     >>> folder = tempfile.mkdtemp()
     >>> soundfile.write(f"{folder}/a.wav", np.zeros(16000), 16000)
     >>> with open(f"{folder}/train.csv", "w") as f:
-    ...     _ = f.write(f"ID,duration,wav,spk_id\\ns1/a,1.0,{folder}/a.wav,s1\\n")
+    ...     _ = f.write("ID,duration,wav,spk_id\\n")
+    ...     _ = f.write(f"s1/a,1.0,{folder}/a.wav,s1\\n")
     >>> chunker = RandomChunker(0.5)
     >>> data = training_dataset(f"{folder}/train.csv", chunker,
     ...                         CategoricalEncoder())
@@ -243,7 +248,8 @@ def evaluation_dataset(csv_path, sample_rate=16000):
     >>> folder = tempfile.mkdtemp()
     >>> soundfile.write(f"{folder}/a.wav", np.zeros(4000), 16000)
     >>> with open(f"{folder}/test.csv", "w") as f:
-    ...     _ = f.write(f"ID,duration,wav,spk_id\\ns1/a,0.25,{folder}/a.wav,s1\\n")
+    ...     _ = f.write("ID,duration,wav,spk_id\\n")
+    ...     _ = f.write(f"s1/a,0.25,{folder}/a.wav,s1\\n")
     >>> evaluation_dataset(f"{folder}/test.csv")[0]["sig"].shape
     torch.Size([4000])
     """

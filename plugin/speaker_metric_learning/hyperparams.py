@@ -11,11 +11,13 @@ shared file's entries::
             embedding_dim: !ref <embedding_dim>
             n_classes: !ref <n_train_speakers>
 
-Command-line overrides (``--number_of_epochs 3``) are routed into that
-included file, so they reach the shared entries, and they are checked first:
-an unknown name ends in one message listing the closest known names rather
-than a ``KeyError`` deep inside hyperpyyaml. Plain files without an include
-are loaded as they are, with the same check.
+The loss file's entries replace the shared file's before anything is
+resolved, so their ``!ref`` see the shared names (``<embedding_dim>``), and
+the result is one flat set of hyperparameters. Command-line overrides
+(``--number_of_epochs 3``) then apply to it, checked first: an unknown name
+ends in one message listing the closest known names rather than a
+``KeyError`` deep inside hyperpyyaml. Plain files without an include are
+loaded as they are, with the same check.
 
 Authors
  * speaker_metric_learning developers
@@ -75,7 +77,7 @@ def _check_known(overrides, known, path):
 
 
 def _layered_text(path, overrides):
-    """The file with checked overrides applied, as a YAML text stream."""
+    """The file with its include merged and checked overrides applied."""
     if isinstance(overrides, str):
         overrides = _yaml().load(overrides) if overrides.strip() else None
     overrides = dict(overrides or {})
@@ -83,27 +85,29 @@ def _layered_text(path, overrides):
     if not isinstance(document, dict):
         raise HparamsError(f"{path} must hold a mapping of names to values")
     key, include = _include_entry(document)
-    if key is None:
-        _check_known(overrides, set(document), path)
-        target = document
-    else:
+    if key is not None:
+        if len(document) > 1:
+            raise HparamsError(
+                f"{path}: put every entry under the include '{key}', "
+                "so that it reaches the shared file"
+            )
         shared_path = os.path.join(
             os.path.dirname(os.path.abspath(path)),
             include.tag.value[len(INCLUDE_TAG) :],
         )
         shared = _read_yaml(shared_path)
-        _check_known(set(include), set(shared), path)
-        _check_known(overrides, set(shared), path)
-        include.yaml_set_ctag(
-            ruamel.yaml.tag.Tag(suffix=INCLUDE_TAG + shared_path)
-        )
-        target = include
+        entries = include if isinstance(include, dict) else {}
+        _check_known(set(entries), set(shared), path)
+        for name, value in entries.items():
+            shared[name] = value
+        document = shared
+    _check_known(overrides, set(document), path)
     for name, value in overrides.items():
-        target[name] = value
+        document[name] = value
     text = io.StringIO()
     _yaml().dump(document, text)
     text.seek(0)
-    return key, text
+    return text
 
 
 def load_hparams(path, overrides=None):
@@ -120,8 +124,8 @@ def load_hparams(path, overrides=None):
     Returns
     -------
     dict
-        The loaded hyperparameters (for a layered file, the included
-        mapping with the file's own entries applied).
+        The loaded hyperparameters (for a layered file, the shared file's
+        with the file's own entries applied).
 
     Raises
     ------
@@ -146,9 +150,7 @@ def load_hparams(path, overrides=None):
 for ...child.yaml. Did you mean: epochs? Options are the top-level names of \
 the hyperparameter files.
     """
-    key, text = _layered_text(path, overrides)
-    hparams = load_hyperpyyaml(text)
-    return hparams if key is None else hparams[key]
+    return load_hyperpyyaml(_layered_text(path, overrides))
 
 
 def resolved_hparams_text(path, overrides=None):
@@ -177,10 +179,8 @@ def resolved_hparams_text(path, overrides=None):
     >>> with open(os.path.join(folder, "child.yaml"), "w") as f:
     ...     _ = f.write("recipe: !include:base.yaml\\n    epochs: 3\\n")
     >>> print(resolved_hparams_text(os.path.join(folder, "child.yaml")))
-    recipe:
-      epochs: 3
-      twice: 6
+    epochs: 3
+    twice: 6
     <BLANKLINE>
     """
-    _, text = _layered_text(path, overrides)
-    return resolve_references(text).getvalue()
+    return resolve_references(_layered_text(path, overrides)).getvalue()

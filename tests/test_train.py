@@ -1,0 +1,124 @@
+"""End-to-end runs of the recipe (train.py) on a tiny generated corpus."""
+
+import functools
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import train
+from recipes.synthetic_corpus import generate_corpus
+
+ROOT = pathlib.Path(__file__).parents[1]
+TINY_RUN = [
+    "--model_scale=0.125",
+    "--chunk_seconds=1.0",
+    "--speakers_per_batch=4",
+    "--chunks_per_speaker=2",
+    "--batches_per_epoch=2",
+    "--number_of_epochs=2",
+    "--num_workers=0",
+    "--eval_batch_size=4",
+]
+tiny_corpus = functools.partial(
+    generate_corpus,
+    n_train_speakers=4,
+    n_dev_speakers=3,
+    utterances_per_speaker=3,
+    min_duration=1.0,
+    max_duration=1.5,
+    progress=False,
+)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return tiny_corpus(tmp_path_factory.mktemp("data") / "corpus")
+
+
+def test_default_run_generates_the_corpus_trains_and_evaluates(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(train, "generate_corpus", tiny_corpus)
+    output = tmp_path / "out"
+    results = train.main(
+        [
+            str(ROOT / "hparams" / "aam.yaml"),
+            f"--output_folder={output}",
+            f"--default_corpus_folder={tmp_path / 'corpus'}",
+            *TINY_RUN,
+        ]
+    )
+    assert (tmp_path / "corpus" / "dev" / "trials.txt").exists()
+    saved = json.loads((output / "results.json").read_text())
+    assert saved == results
+    assert 0.0 <= saved["eer"] <= 1.0
+    assert saved["trials"]["n_trials"] > 0
+    log = (output / "train_log.txt").read_text().splitlines()
+    assert [line.split(",")[0] for line in log] == ["epoch: 1", "epoch: 2"]
+    assert "n_train_speakers: 4" in (output / "hyperparams.yaml").read_text()
+
+
+@pytest.mark.parametrize("loss", ["softmax", "aam"])
+def test_given_folders_train_and_resume_without_repeating(
+    corpus, tmp_path, loss
+):
+    arguments = [
+        str(ROOT / "hparams" / f"{loss}.yaml"),
+        f"--output_folder={tmp_path}",
+        f"--data_folder={corpus / 'train'}",
+        f"--eval_folder={corpus / 'dev'}",
+        f"--trials_file={corpus / 'dev' / 'trials.txt'}",
+        *TINY_RUN,
+    ]
+    train.main(arguments)
+    # a second run with more epochs resumes from the checkpoint: only the
+    # new epoch is trained and logged
+    train.main([*arguments, "--number_of_epochs=3"])
+    epochs = [
+        line.split(",")[0]
+        for line in (tmp_path / "train_log.txt").read_text().splitlines()
+    ]
+    assert epochs == ["epoch: 1", "epoch: 2", "epoch: 3"]
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--data_folder=/no/such/folder"], "/no/such/folder does not exist"),
+        (["--number_of_epoch=3"], "Did you mean: number_of_epochs"),
+    ],
+)
+def test_bad_command_lines_end_in_one_clear_line(tmp_path, arguments, message):
+    process = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "hparams/aam.yaml",
+            f"--output_folder={tmp_path}",
+            *arguments,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode != 0
+    last = process.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last
+    assert "Traceback" not in process.stderr
+
+
+def test_folder_without_audio_is_refused(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="No readable audio file in .*empty"):
+        train.main(
+            [
+                str(ROOT / "hparams" / "aam.yaml"),
+                f"--output_folder={tmp_path / 'out'}",
+                f"--data_folder={empty}",
+            ]
+        )
