@@ -122,3 +122,27 @@ def test_folder_without_audio_is_refused(tmp_path):
                 f"--data_folder={empty}",
             ]
         )
+
+
+@pytest.mark.parametrize(
+    "loss", ["softmax", "center", "coco", "aam", "contrastive", "triplet"]
+)
+def test_every_loss_file_trains_and_logs_its_statistics(corpus, tmp_path, loss):
+    results = train.main(
+        [
+            str(ROOT / "hparams" / f"{loss}.yaml"),
+            f"--output_folder={tmp_path}",
+            f"--data_folder={corpus / 'train'}",
+            f"--eval_folder={corpus / 'dev'}",
+            f"--trials_file={corpus / 'dev' / 'trials.txt'}",
+            *TINY_RUN,
+            "--number_of_epochs=1",
+        ]
+    )
+    assert results["system"] == loss
+    log = (tmp_path / "train_log.txt").read_text()
+    assert "embedding_norm" in log and "mean_pairwise_cosine" in log
+    expected = (
+        "active_fraction" if loss in ("contrastive", "triplet") else "accuracy"
+    )
+    assert expected in log

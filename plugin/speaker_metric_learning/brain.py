@@ -24,6 +24,8 @@ import speechbrain as sb
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from speaker_metric_learning.losses import TrainingHealth
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,7 +39,8 @@ class SpeakerBrain(sb.core.Brain):
     Besides SpeechBrain's loop it: calls ``set_epoch`` on the training
     batch sampler and chunker every epoch (SpeechBrain only does so for
     samplers it wraps itself, under DDP); averages the loss module's
-    ``statistics`` over each stage and writes them to the train log; stops
+    ``statistics`` over each stage and writes them to the train log, with
+    the epoch's health (a warning when embeddings collapse); stops
     with the ids of the batch when the loss is not finite; and wraps modules
     for CPU (gloo) DDP without the SyncBatchNorm conversion that gloo lacks.
 
@@ -78,6 +81,8 @@ class SpeakerBrain(sb.core.Brain):
                 f"{', '.join(batch.id)}: lower the learning rate or check "
                 "this audio. The last checkpoint is left as it was."
             )
+        if stage == sb.Stage.TRAIN:
+            self.health.update(self._loss_module, predictions)
         self._accumulate(getattr(self._loss_module, "statistics", {}))
         return loss
 
@@ -110,6 +115,7 @@ class SpeakerBrain(sb.core.Brain):
         """Starts with empty statistics, then recovers the checkpoint."""
         super().on_fit_start()
         self._stage_statistics = {}
+        self.health = getattr(self.hparams, "health", None) or TrainingHealth()
 
     def on_stage_start(self, stage, epoch=None):
         """Re-seeds the epoch's chunks and batches; resets statistics."""
@@ -133,6 +139,7 @@ class SpeakerBrain(sb.core.Brain):
         """Logs the stage, anneals the learning rate and checkpoints."""
         statistics = {"loss": stage_loss, **self.stage_statistics()}
         if stage == sb.Stage.TRAIN:
+            statistics.update(self.health.check())
             self.train_statistics = statistics
             if not self.has_validation:
                 self._end_epoch(epoch, statistics, valid_statistics=None)
