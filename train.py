@@ -16,6 +16,7 @@ Authors
  * speaker_metric_learning developers
 """
 
+import csv
 import json
 import logging
 import os
@@ -90,10 +91,8 @@ def prepare_csvs(train_folder, eval_folder, save_folder):
 
 def count_speakers(csv_path):
     """Number of distinct speakers of a prepared CSV file."""
-    with open(csv_path, encoding="utf-8") as csv_file:
-        header = csv_file.readline().strip().split(",")
-        column = header.index("spk_id")
-        return len({line.split(",")[column] for line in csv_file if line})
+    with open(csv_path, encoding="utf-8", newline="") as csv_file:
+        return len({row["spk_id"] for row in csv.DictReader(csv_file)})
 
 
 def evaluate(brain, hparams, eval_csv, trials_file):

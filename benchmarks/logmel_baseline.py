@@ -37,9 +37,10 @@ import torch
 from speechbrain.lobes.features import Fbank
 from tqdm import tqdm
 
-from recipes.folder_prepare import read_trials, scan_folder
+from recipes.folder_prepare import scan_folder
 from recipes.synthetic_corpus import generate_corpus
 from speaker_metric_learning.scoring.metrics import equal_error_rate
+from speaker_metric_learning.scoring.trials import read_trials
 
 SAMPLE_RATE = 16000
 DEFAULT_SYNTHETIC = Path("benchmarks/results/synthetic_corpus")
@@ -113,7 +114,7 @@ def evaluate(eval_folder, trials_file):
     """EER (%) of every system on one trial list; also the trial counts."""
     trials = read_trials(trials_file)
     paths = {u.id: u.wav for u in scan_folder(eval_folder)[0]}
-    needed = sorted({utt for _, *pair in trials for utt in pair})
+    needed = sorted(trials.utterances)
     missing = [utt for utt in needed if utt not in paths]
     if missing:
         raise ValueError(
@@ -132,11 +133,15 @@ def evaluate(eval_folder, trials_file):
         inputs = {"wav": wav, "log-mel": log_mel}
         for name, (source, summarise, _) in SYSTEMS.items():
             features[name][utt] = summarise(inputs[source])
-    labels = np.array([label for label, _, _ in trials], dtype=bool)
+    labels = trials.labels
+    pairs = [
+        (trials.utterances[e], trials.utterances[t])
+        for e, t in zip(trials.enrol_index, trials.test_index, strict=True)
+    ]
     eers = {}
     for name, (_, _, score) in SYSTEMS.items():
         table = features[name]
-        scores = np.array([score(table[e], table[t]) for _, e, t in trials])
+        scores = np.array([score(table[e], table[t]) for e, t in pairs])
         eers[name] = 100 * equal_error_rate(scores[labels], scores[~labels])[0]
     return eers, len(trials), int(labels.sum())
 

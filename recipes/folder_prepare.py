@@ -21,8 +21,8 @@ inputs (sorted file list with sizes and modification times) is stored in
 ``<csv name>.fingerprint`` beside the CSV; a rerun with the same inputs
 does nothing.
 
-``read_trials`` reads a trial list (``1|0 enrol test`` lines, paths relative
-to the audio root) with the same utterance ID convention.
+Trial lists are read by ``speaker_metric_learning.scoring.trials`` with the
+same utterance ID convention (path without extension).
 
 Authors
  * Speaker metric learning contributors 2025
@@ -255,55 +255,6 @@ def prepare_folder(folder, save_csv, progress=True):
         "Wrote %d utterances of %s to %s", len(utterances), root, save_csv
     )
     return save_csv
-
-
-def read_trials(trials_file):
-    """Reads a verification trial list of ``1|0 enrol test`` lines.
-
-    Arguments
-    ---------
-    trials_file : str or os.PathLike
-        Trial list; enrol and test paths are relative to the audio root,
-        with or without extension. Blank lines are ignored.
-
-    Returns
-    -------
-    list of tuple
-        ``(label, enrol_id, test_id)`` in file order, label 1 for a target
-        (same speaker), IDs as in ``utterance_id``.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file does not exist.
-    ValueError
-        If a line does not have three fields with a 0 or 1 label.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> path = Path(tempfile.mkdtemp()) / "trials.txt"
-    >>> _ = path.write_text("1 s1/a.wav s1/b.wav\\n0 s1/a.wav s2/c.wav\\n")
-    >>> read_trials(path)
-    [(1, 's1/a', 's1/b'), (0, 's1/a', 's2/c')]
-    """
-    trials_file = Path(trials_file)
-    if not trials_file.is_file():
-        raise FileNotFoundError(f"Trial list {trials_file} does not exist.")
-    trials = []
-    with open(trials_file, encoding="utf-8") as file:
-        for number, line in enumerate(file, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 3 or fields[0] not in ("0", "1"):
-                raise ValueError(
-                    f"{trials_file}, line {number}: expected "
-                    f"'1|0 enrol test', got {line.strip()!r}."
-                )
-            label, enrol, test = fields
-            trials.append((int(label), utterance_id(enrol), utterance_id(test)))
-    return trials
 
 
 def _list_audio_files(root):
