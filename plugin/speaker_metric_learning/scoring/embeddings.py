@@ -1,0 +1,306 @@
+"""Batched, optionally windowed and cached extraction of utterance embeddings.
+
+The embedding model follows the package contract ``forward(wavs [B, T],
+lengths [B]) -> [B, 1, D]`` with SpeechBrain relative lengths. Utterances are
+embedded either whole (padded batches with relative lengths) or, as in Coria
+et al. (2020), as the average of the embeddings of sliding windows (3 s every
+0.1 s in the paper), several windows of several utterances per batch.
+
+Results can be cached on disk: the cache file name is a hash of the model
+weights, the utterance ids (in order) and the extraction settings, so changing
+any of them recomputes the embeddings. The audio itself is not hashed:
+clear the cache if files change under the same ids.
+"""
+
+import hashlib
+import json
+import pathlib
+
+import torch
+from tqdm import tqdm
+
+
+def extract_embeddings(
+    embedding_model,
+    utterances,
+    batch_size=16,
+    window=None,
+    step=None,
+    sample_rate=16000,
+    cache_dir=None,
+    device="cpu",
+    progress=True,
+):
+    """Embeds every utterance with ``embedding_model``.
+
+    Arguments
+    ---------
+    embedding_model : torch.nn.Module
+        ``forward(wavs [B, T], lengths [B]) -> [B, 1, D]``.
+    utterances : dataset or iterable
+        ``(id, waveform)`` pairs, or items ``{"id": ..., "sig": ...}`` such as
+        those of ``speaker_metric_learning.data.evaluation_dataset`` (a
+        dataset sorted by duration keeps padding small). Waveforms are 1-D.
+    batch_size : int
+        Utterances (whole) or windows (sliding) per forward pass.
+    window : float, optional
+        Window length in seconds; None embeds whole utterances. Utterances
+        no longer than a window are embedded whole.
+    step : float, optional
+        Window step in seconds (default: ``window``). Windows start every
+        ``step`` seconds; when the last one stops before the end, a last
+        window ending at the end of the utterance is added.
+    sample_rate : int
+        Sample rate of the waveforms.
+    cache_dir : str or pathlib.Path, optional
+        Folder of cached results (see module docstring); no cache if None.
+    device : str or torch.device
+        Where to run the model.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    ids : list of str
+        Utterance ids, in input order.
+    embeddings : torch.Tensor
+        [N, D] float32 embeddings on the CPU (unnormalised).
+
+    Example
+    -------
+    >>> class MeanModel(torch.nn.Module):
+    ...     def forward(self, wavs, lengths):
+    ...         n = (lengths * wavs.shape[1]).round().long()
+    ...         mask = torch.arange(wavs.shape[1]) < n[:, None]
+    ...         mean = (wavs * mask).sum(1) / n
+    ...         return torch.stack([mean, 2 * mean], dim=-1)[:, None]
+    >>> pairs = [("a", torch.ones(4)), ("b", torch.tensor([1.0, 3.0]))]
+    >>> ids, embeddings = extract_embeddings(MeanModel(), pairs, progress=False)
+    >>> ids, embeddings.tolist()
+    (['a', 'b'], [[1.0, 2.0], [2.0, 4.0]])
+    """
+    if step is not None and window is None:
+        raise ValueError("step is given without window: give both or neither.")
+    ids, waveforms = _ids_and_waveforms(utterances)
+    cache_file = None
+    if cache_dir is not None:
+        settings = {
+            "window": window,
+            "step": step,
+            "sample_rate": sample_rate,
+        }
+        key = cache_key(embedding_model, ids, settings)
+        cache_file = pathlib.Path(cache_dir) / f"embeddings-{key}.pt"
+        if cache_file.exists():
+            cached = torch.load(cache_file)
+            return cached["ids"], cached["embeddings"]
+    was_training = embedding_model.training
+    embedding_model.eval()
+    try:
+        with torch.no_grad():
+            if window is None:
+                embeddings = _embed_whole(
+                    embedding_model, waveforms, batch_size, device, progress
+                )
+            else:
+                window_samples = round(window * sample_rate)
+                step_samples = round((step or window) * sample_rate)
+                embeddings = _embed_windows(
+                    embedding_model,
+                    waveforms,
+                    (window_samples, step_samples),
+                    batch_size,
+                    device,
+                    progress,
+                )
+    finally:
+        embedding_model.train(was_training)
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"ids": ids, "embeddings": embeddings}, cache_file)
+    return ids, embeddings
+
+
+def _ids_and_waveforms(utterances):
+    """Splits the input into ids and a sequence of lazily read waveforms."""
+    if hasattr(utterances, "data_ids") and hasattr(utterances, "__getitem__"):
+        # A SpeechBrain dataset: ids are known without reading any audio.
+        ids = list(utterances.data_ids)
+        return ids, _LazyWaveforms(utterances)
+    pairs = [_as_pair(item) for item in utterances]
+    if not pairs:
+        raise ValueError("No utterance to embed.")
+    return [i for i, _ in pairs], [w for _, w in pairs]
+
+
+class _LazyWaveforms:
+    """Waveforms of a dataset, read when indexed."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        return _as_pair(self.dataset[index])[1]
+
+
+def _as_pair(item):
+    """``(id, 1-D float waveform)`` from a pair or a ``{"id", "sig"}`` item."""
+    if isinstance(item, dict):
+        item = (item["id"], item["sig"])
+    utterance_id, waveform = item
+    waveform = torch.as_tensor(waveform, dtype=torch.float32)
+    return utterance_id, waveform.reshape(-1)
+
+
+def cache_key(embedding_model, ids, settings):
+    """Hash of the model weights, the utterance ids and extraction settings.
+
+    Arguments
+    ---------
+    embedding_model : torch.nn.Module
+        The model (its ``state_dict`` is hashed).
+    ids : list of str
+        Utterance ids, in order.
+    settings : dict
+        JSON-serialisable extraction settings.
+
+    Returns
+    -------
+    str
+        16 hex digits.
+
+    Example
+    -------
+    >>> model = torch.nn.Linear(2, 2)
+    >>> key = cache_key(model, ["a"], {"window": None})
+    >>> key == cache_key(model, ["a"], {"window": None}), len(key)
+    (True, 16)
+    >>> key == cache_key(model, ["b"], {"window": None})
+    False
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(embedding_model.state_dict().items()):
+        digest.update(name.encode())
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    digest.update(json.dumps([list(ids), settings], sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def _embed_whole(model, waveforms, batch_size, device, progress):
+    """Embeds whole utterances in padded batches."""
+    chunks = []
+    starts = range(0, len(waveforms), batch_size)
+    for start in tqdm(starts, desc="embeddings", disable=not progress):
+        stop = min(start + batch_size, len(waveforms))
+        batch = [waveforms[i] for i in range(start, stop)]
+        wavs, lengths = pad_batch(batch)
+        chunks.append(_forward(model, wavs, lengths, device))
+    return torch.cat(chunks)
+
+
+def pad_batch(waveforms):
+    """Pads 1-D waveforms into a batch with SpeechBrain relative lengths.
+
+    Arguments
+    ---------
+    waveforms : list of torch.Tensor
+        1-D waveforms.
+
+    Returns
+    -------
+    wavs : torch.Tensor
+        [B, T] zero-padded waveforms, T the longest length.
+    lengths : torch.Tensor
+        [B] relative lengths in (0, 1].
+
+    Example
+    -------
+    >>> wavs, lengths = pad_batch([torch.ones(4), torch.ones(2)])
+    >>> wavs.tolist(), lengths.tolist()
+    ([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]], [1.0, 0.5])
+    """
+    longest = max(len(waveform) for waveform in waveforms)
+    wavs = torch.zeros(len(waveforms), longest)
+    for row, waveform in enumerate(waveforms):
+        wavs[row, : len(waveform)] = waveform
+    lengths = torch.tensor([len(w) / longest for w in waveforms])
+    return wavs, lengths
+
+
+def _forward(model, wavs, lengths, device):
+    """[B, D] float32 CPU embeddings of a batch."""
+    embeddings = model(wavs.to(device), lengths.to(device))
+    return embeddings.reshape(len(wavs), -1).float().cpu()
+
+
+def sliding_windows(waveform, window_samples, step_samples):
+    """Cuts a waveform into windows, the last one ending at its end.
+
+    Arguments
+    ---------
+    waveform : torch.Tensor
+        1-D waveform.
+    window_samples : int
+        Window length in samples.
+    step_samples : int
+        Step between window starts in samples.
+
+    Returns
+    -------
+    torch.Tensor
+        [n_windows, window_samples] windows, or [1, len(waveform)] when the
+        waveform is not longer than one window.
+
+    Example
+    -------
+    >>> sliding_windows(torch.arange(7.0), 4, 2).tolist()
+    [[0.0, 1.0, 2.0, 3.0], [2.0, 3.0, 4.0, 5.0], [3.0, 4.0, 5.0, 6.0]]
+    """
+    if len(waveform) <= window_samples:
+        return waveform[None]
+    windows = waveform.unfold(0, window_samples, step_samples)
+    last_start = (windows.shape[0] - 1) * step_samples
+    if last_start + window_samples < len(waveform):
+        windows = torch.cat([windows, waveform[None, -window_samples:]])
+    return windows
+
+
+def _embed_windows(model, waveforms, geometry, batch_size, device, progress):
+    """Averages window embeddings; windows of equal length share batches."""
+    window_samples, step_samples = geometry
+    sums, counts = None, torch.zeros(len(waveforms))
+    pending, owners = [], []
+
+    def flush():
+        # Windows of equal length need no padding; a short utterance (one
+        # window shorter than the others) goes through on its own.
+        for length in sorted({len(w) for w in pending}):
+            rows = [i for i, w in enumerate(pending) if len(w) == length]
+            wavs = torch.stack([pending[i] for i in rows])
+            embedded = _forward(model, wavs, torch.ones(len(rows)), device)
+            nonlocal sums
+            if sums is None:
+                sums = torch.zeros(len(waveforms), embedded.shape[1])
+            index = torch.tensor([owners[i] for i in rows])
+            sums.index_add_(0, index, embedded)
+            counts.index_add_(0, index, torch.ones(len(rows)))
+        pending.clear()
+        owners.clear()
+
+    for index in tqdm(
+        range(len(waveforms)), desc="embeddings", disable=not progress
+    ):
+        for window in sliding_windows(
+            waveforms[index], window_samples, step_samples
+        ):
+            pending.append(window)
+            owners.append(index)
+            if len(pending) == batch_size:
+                flush()
+    if pending:
+        flush()
+    return sums / counts[:, None]
