@@ -24,7 +24,6 @@ import sys
 
 import speechbrain as sb
 import yaml
-from tqdm import tqdm
 
 from recipes.folder_prepare import prepare_folder
 from recipes.synthetic_corpus import generate_corpus
@@ -39,6 +38,7 @@ from speaker_metric_learning.hyperparams import (
     load_hparams,
     resolved_hparams_text,
 )
+from speaker_metric_learning.scoring.embeddings import extract_embeddings
 from speaker_metric_learning.scoring.metrics import (
     equal_error_rate,
     minimum_dcf,
@@ -98,17 +98,15 @@ def count_speakers(csv_path):
 def evaluate(brain, hparams, eval_csv, trials_file):
     """Embeds the evaluation utterances and scores the trial list."""
     trials = read_trials(trials_file)
-    dataset = evaluation_dataset(eval_csv, hparams["sample_rate"])
-    loader = sb.dataio.dataloader.make_dataloader(
-        dataset, batch_size=hparams["eval_batch_size"]
+    embeddings = extract_embeddings(
+        brain.modules.embedding_model,
+        evaluation_dataset(eval_csv, hparams["sample_rate"]),
+        batch_size=hparams["eval_batch_size"],
+        window=hparams["eval_window_seconds"],
+        step=hparams["eval_step_seconds"],
+        sample_rate=hparams["sample_rate"],
+        device=brain.device,
     )
-    embeddings = {}
-    for batch in tqdm(loader, desc="embedding", dynamic_ncols=True):
-        wavs, lengths = batch.sig
-        for uid, vector in zip(
-            batch.id, brain.embed(wavs, lengths), strict=True
-        ):
-            embeddings[uid] = vector.cpu()
     scores = cosine_scores(trials, embeddings)
     positive, negative = split_scores(scores, trials.labels)
     eer, _ = equal_error_rate(positive, negative)

@@ -46,7 +46,7 @@ class SpeakerBrain(sb.core.Brain):
 
     Example
     -------
-    >>> import torch
+    >>> import speechbrain, torch
     >>> class Mean(torch.nn.Module):
     ...     def __init__(self):
     ...         super().__init__()
@@ -61,8 +61,15 @@ class SpeakerBrain(sb.core.Brain):
     ...     modules={"embedding_model": Mean(), "loss": Dist()},
     ...     run_opts={"device": "cpu"},
     ... )
-    >>> brain.embed(torch.randn(3, 100)).shape
-    torch.Size([3, 4])
+    >>> item = {"id": "a", "sig": torch.ones(8)}
+    >>> item["spk_id_encoded"] = torch.tensor([0])
+    >>> batch = speechbrain.dataio.batch.PaddedBatch([item])
+    >>> valid = speechbrain.Stage.VALID
+    >>> embeddings = brain.compute_forward(batch, valid)
+    >>> embeddings.shape
+    torch.Size([1, 1, 4])
+    >>> brain.compute_objectives(embeddings, batch, valid).shape
+    torch.Size([])
     """
 
     def compute_forward(self, batch, stage):
@@ -177,31 +184,6 @@ class SpeakerBrain(sb.core.Brain):
         if loader_kwargs.get("batch_sampler") is not None:
             return loader_kwargs
         return super()._train_loader_specifics(dataset, loader_kwargs)
-
-    @torch.no_grad()
-    def embed(self, wavs, lengths=None):
-        """Deterministic embeddings of a batch of waveforms, in eval mode.
-
-        Arguments
-        ---------
-        wavs : torch.Tensor
-            Waveforms ``[batch, time]``.
-        lengths : torch.Tensor, optional
-            Relative lengths ``[batch]``.
-
-        Returns
-        -------
-        torch.Tensor
-            Embeddings ``[batch, dim]``.
-        """
-        model = self.modules.embedding_model
-        was_training = model.training
-        model.eval()
-        if lengths is not None:
-            lengths = lengths.to(self.device)
-        embeddings = model(wavs.to(self.device), lengths)
-        model.train(was_training)
-        return embeddings.reshape(embeddings.shape[0], -1)
 
     def _wrap_distributed(self):
         """DDP without SyncBatchNorm on CPU, where gloo cannot run it."""
