@@ -4,5 +4,6 @@ Submodules: ``metrics`` (EER, minDCF, Cllr, bootstrap confidence intervals),
 ``trials`` (trial lists, fingerprints, cosine scoring), ``normalization``
 (s-norm, adaptive s-norm), ``embeddings`` (batched, cached extraction),
 ``plots`` (DET curves, score histograms), ``compare`` (results folders and
-comparison tables). Command line: ``python -m speaker_metric_learning.scoring``.
+comparison tables), ``cli`` (the command line,
+``python -m speaker_metric_learning.scoring``).
 """

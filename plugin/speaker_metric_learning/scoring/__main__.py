@@ -1,0 +1,7 @@
+"""Entry point of the command line (``python -m ...scoring``), see ``cli``."""
+
+import sys
+
+from speaker_metric_learning.scoring.cli import main
+
+sys.exit(main())
