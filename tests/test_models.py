@@ -1,0 +1,179 @@
+"""Tests of SincTDNN and its length-aware normalisation and pooling."""
+
+import pytest
+import torch
+from speechbrain.nnet.pooling import StatisticsPooling
+
+from speaker_metric_learning.models import (
+    MaskedInstanceNorm1d,
+    MaskedStatisticsPooling,
+    SincTDNN,
+    valid_frame_mask,
+)
+
+SAMPLE_RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return SincTDNN().eval()
+
+
+def padded_batch(lengths, generator):
+    """Waveforms of the given lengths padded with noise, and rel. lengths."""
+    longest = max(lengths)
+    wavs = torch.randn(len(lengths), longest, generator=generator)
+    utterances = [
+        wav[:length].clone() for wav, length in zip(wavs, lengths, strict=True)
+    ]
+    relative = torch.tensor(lengths) / longest
+    return utterances, wavs, relative
+
+
+def test_reference_parameter_count_from_layer_sizes(model):
+    sincnet = 2 * 80
+    front_end = 80 * 60 * 5 + 60 + 60 * 60 * 5 + 60 + 2 * (80 + 60 + 60)
+    tdnn_layers = [(60, 512, 5), (512, 512, 3), (512, 512, 3)]
+    tdnn_layers += [(512, 512, 1), (512, 1500, 1)]
+    # weight, bias and the weight-norm magnitude of each output channel
+    tdnn = sum(c_in * c_out * k + 2 * c_out for c_in, c_out, k in tdnn_layers)
+    embedding = 3000 * 512 + 512
+    expected = sincnet + front_end + tdnn + embedding
+    assert sum(p.numel() for p in model.parameters()) == expected
+    assert 4.2e6 < expected < 4.4e6  # "~4.3 M" in the paper's code
+
+
+def test_three_seconds_give_351_frames_and_512_d_embeddings(model):
+    assert model.n_frames(3 * SAMPLE_RATE) == 351
+    wavs = torch.randn(2, 3 * SAMPLE_RATE)
+    embeddings = model(wavs)
+    assert embeddings.shape == (2, 1, 512)
+    torch.testing.assert_close(model(wavs[:, None]), embeddings)
+
+
+def test_frame_count_follows_each_layer():
+    # 48000 -> sinc (48000 - 251) // 5 + 1 = 9550 -> pool 3183 -> conv 3179
+    # -> pool 1059 -> conv 1055 -> pool 351; 16000 -> 3150, 1050, 1046,
+    # 348, 344, 114.
+    model = SincTDNN(scale=0.1)
+    counts = model.n_frames(torch.tensor([48000, 16000]))
+    assert counts.tolist() == [351, 114]
+    # TDNN receptive field 15 frames: 15 * 3 = 45 (+4) = 49, * 3 = 147
+    # (+4) = 151, * 3 = 453 frames, (453 - 1) * 5 + 251 = 2511 samples.
+    assert model.min_samples == 2511
+    assert torch.isfinite(model(torch.randn(1, 2511))).all()
+    with pytest.raises(ValueError, match="at least 2511 samples"):
+        model(torch.randn(1, 2510))
+
+
+def test_scale_multiplies_every_hidden_channel_count():
+    model = SincTDNN(scale=0.5)
+    assert model.sincnet.n_filters == 40
+    assert [conv.out_channels for conv in model.convs] == [30, 30]
+    assert [layer.out_channels for layer in model.tdnn] == [256] * 4 + [750]
+    assert model.embedding.in_features == 1500
+    assert model.embedding.out_features == 512
+    with pytest.raises(ValueError, match="scale"):
+        SincTDNN(scale=0)
+
+
+def test_state_dict_names_the_sincnet_parameters(model):
+    keys = model.state_dict().keys()
+    assert {"sincnet.low_offset_hz", "sincnet.band_offset_hz"} <= set(keys)
+
+
+def test_valid_frame_mask_rounds_relative_lengths_like_speechbrain():
+    # SpeechBrain keeps round(length * n_frames) frames.
+    mask = valid_frame_mask(torch.tensor([1.0, 0.55, 0.45, 0.01]), 10)
+    assert mask.sum(dim=1).tolist() == [10, 6, 4, 1]  # at least one
+
+
+def test_masked_pooling_equals_per_utterance_statistics():
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(5, 37, 8, generator=generator) * 3 + 1
+    n_frames = [37, 20, 2, 31, 9]
+    lengths = torch.tensor(n_frames) / 37
+    pooled = MaskedStatisticsPooling()(x, lengths)
+    expected = torch.stack(
+        [
+            torch.cat([x[i, :n].mean(dim=0), x[i, :n].std(dim=0)])
+            for i, n in enumerate(n_frames)
+        ]
+    )
+    assert pooled.shape == (5, 1, 16)
+    torch.testing.assert_close(pooled[:, 0], expected)
+    unmasked = torch.cat([x.mean(dim=1), x.std(dim=1)], dim=-1)
+    torch.testing.assert_close(MaskedStatisticsPooling()(x)[:, 0], unmasked)
+
+
+def test_masked_pooling_matches_speechbrain_up_to_its_noise():
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(4, 50, 6, generator=generator)
+    lengths = torch.tensor([1.0, 0.5, 0.72, 0.1])
+    ours = MaskedStatisticsPooling()(x, lengths)
+    theirs = StatisticsPooling()(x, lengths)  # adds up to 9e-5 to means
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)
+
+
+def test_masked_pooling_is_finite_for_constant_and_single_frames():
+    x = torch.ones(2, 4, 3, requires_grad=True)
+    pooled = MaskedStatisticsPooling()(x, torch.tensor([1.0, 0.25]))
+    pooled.sum().backward()
+    assert torch.isfinite(pooled).all() and torch.isfinite(x.grad).all()
+    assert pooled[:, 0, 3:].max() < 1e-4
+    single_frame = MaskedStatisticsPooling()(x[:, :1])
+    assert torch.equal(single_frame[:, 0, :3], x[:, 0].detach())
+    assert single_frame[:, 0, 3:].max() < 1e-4
+
+
+def test_masked_instance_norm_equals_instance_norm_on_valid_frames():
+    generator = torch.Generator().manual_seed(3)
+    norm = MaskedInstanceNorm1d(4, affine=True)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(4, generator=generator))
+        norm.bias.copy_(torch.randn(4, generator=generator))
+    x = torch.randn(3, 4, 30, generator=generator) * 5 + 2
+    n_frames = [30, 11, 24]
+    output = norm(x, torch.tensor(n_frames) / 30)
+    reference = torch.nn.InstanceNorm1d(4, affine=True)
+    reference.load_state_dict(norm.state_dict())
+    for i, n in enumerate(n_frames):
+        expected = reference(x[i : i + 1, :, :n])
+        torch.testing.assert_close(output[i : i + 1, :, :n], expected)
+    torch.testing.assert_close(norm(x), reference(x))
+
+
+def test_padded_utterances_get_the_same_embeddings_as_alone(model):
+    generator = torch.Generator().manual_seed(4)
+    n_samples = [48000, 40003, 20011, 5000]
+    utterances, padded, lengths = padded_batch(n_samples, generator)
+    with torch.no_grad():
+        batch = model(padded, lengths)[:, 0]
+        alone = torch.cat([model(wav[None])[:, 0] for wav in utterances])
+        unmasked = model(padded)[:, 0]
+    # Padding must change an embedding 1e4 times less than changing the
+    # utterance does (an untrained network maps all inputs close together).
+    distances = torch.cdist(alone, alone)
+    closest = distances[distances > 0].min()
+    assert (batch - alone).abs().max() <= 1e-4 * closest
+    # Control: ignoring the lengths changes padded embeddings a lot.
+    assert (unmasked[-1] - alone[-1]).abs().max() > 0.1 * closest
+
+
+def test_eval_forward_is_deterministic(model):
+    wavs = torch.randn(3, 20000)
+    lengths = torch.tensor([1.0, 0.8, 0.5])
+    with torch.no_grad():
+        first, second = model(wavs, lengths), model(wavs, lengths)
+    assert torch.equal(first, second)
+
+
+def test_training_step_with_batch_size_one_reaches_every_parameter():
+    model = SincTDNN(scale=0.25).train()
+    embedding = model(torch.randn(1, 20000), torch.tensor([0.9]))
+    embedding.square().sum().backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, name
+        assert torch.isfinite(parameter.grad).all(), name
+    assert (model.sincnet.low_offset_hz.grad != 0).all()
