@@ -135,8 +135,12 @@ def test_cosine_scores_equal_per_trial_cosine_similarity():
     ids = list(vectors)
     matrix = torch.cat([vectors[i] for i in ids]).numpy()
     from_matrix = cosine_scores(trials, (ids, matrix))
+    in_order = torch.cat([vectors[u] for u in trials.utterances])
+    in_order.requires_grad_(True)
+    from_tensor = cosine_scores(trials, (trials.utterances, in_order))
     assert from_dict == pytest.approx(expected, abs=1e-6)
     assert from_matrix == pytest.approx(expected, abs=1e-6)
+    assert from_tensor == pytest.approx(expected, abs=1e-6)
 
 
 def test_missing_embedding_names_utterance_and_line():

@@ -420,9 +420,7 @@ def _factorize_fields(data, starts, ends):
         hashes ^= column
         hashes *= _HASH_MULTIPLIER
         hashes ^= hashes >> np.uint64(29)
-    _, first, inverse = np.unique(
-        hashes, return_index=True, return_inverse=True
-    )
+    first, inverse = _first_and_inverse(hashes)
     representative = first[inverse]
     exact = all(
         np.array_equal(values, values[representative])
@@ -435,6 +433,24 @@ def _factorize_fields(data, starts, ends):
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     return first[order], rank[inverse]
+
+
+def _first_and_inverse(values):
+    """First index of each distinct value, and the group of every value.
+
+    Same as ``numpy.unique(values, return_index=True, return_inverse=True)``
+    without its values, but with an unstable sort (faster): the first index
+    of a group is the minimum of the group's indices.
+    """
+    order = np.argsort(values)
+    ordered = values[order]
+    starts_group = np.empty(len(values), dtype=bool)
+    starts_group[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts_group[1:])
+    first = np.minimum.reduceat(order, np.flatnonzero(starts_group))
+    inverse = np.empty(len(values), dtype=np.int64)
+    inverse[order] = np.cumsum(starts_group) - 1
+    return first, inverse
 
 
 def _factorize_with_dict(data, starts, ends):
@@ -452,6 +468,74 @@ def _factorize_with_dict(data, starts, ends):
     return first, index
 
 
+def embedding_rows(embeddings, utterances, trials=None):
+    """Finds the embedding of each utterance without copying the matrix.
+
+    Arguments
+    ---------
+    embeddings : dict or tuple
+        ``{utterance_id: vector}``, or ``(ids, matrix)`` with one row per id
+        (tensor or array).
+    utterances : list of str
+        The utterance ids wanted, in order.
+    trials : TrialList, optional
+        When given, a missing utterance is reported with the trial-file line
+        where it first appears.
+
+    Returns
+    -------
+    matrix : numpy.ndarray
+        float32 [rows, dim] embeddings (the given matrix when it is already a
+        float32 array or CPU tensor).
+    rows : numpy.ndarray
+        Row of ``matrix`` holding each utterance.
+
+    Raises
+    ------
+    ValueError
+        If an utterance has no embedding.
+
+    Example
+    -------
+    >>> matrix, rows = embedding_rows((["a", "b"], [[1, 2], [3, 4]]), ["b"])
+    >>> rows.tolist(), matrix[rows].tolist()
+    ([1], [[3.0, 4.0]])
+    """
+    if isinstance(embeddings, dict):
+        ids = list(embeddings)
+        matrix = np.stack(
+            [_as_array(vector).reshape(-1) for vector in embeddings.values()]
+        )
+    else:
+        ids, matrix = embeddings
+        matrix = _as_array(matrix).reshape(len(ids), -1)
+    if list(ids) == list(utterances):
+        return matrix, np.arange(len(ids))
+    row_of = {utterance: row for row, utterance in enumerate(ids)}
+    rows = np.fromiter(
+        (row_of.get(utterance, -1) for utterance in utterances),
+        dtype=np.int64,
+        count=len(utterances),
+    )
+    if (rows < 0).any():
+        missing = utterances[int(np.flatnonzero(rows < 0)[0])]
+        where = ""
+        if trials is not None:
+            where = f" ({trials.source}, line {_first_line(trials, missing)})"
+        raise ValueError(
+            f"No embedding for utterance '{missing}'{where}: extract "
+            "embeddings for every utterance of the trial list."
+        )
+    return matrix, rows
+
+
+def _as_array(values):
+    """float32 numpy view (or copy) of a tensor, array or nested list."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=np.float32)
+
+
 def embedding_matrix(embeddings, utterances, trials=None):
     """Returns the L2-normalised embeddings of ``utterances`` as a matrix.
 
@@ -462,18 +546,12 @@ def embedding_matrix(embeddings, utterances, trials=None):
     utterances : list of str
         The utterance ids wanted, in order.
     trials : TrialList, optional
-        When given, a missing utterance is reported with the trial-file line
-        where it first appears.
+        Used to name the trial-file line of a missing utterance.
 
     Returns
     -------
     torch.Tensor
         float32 matrix [len(utterances), dim] with unit rows.
-
-    Raises
-    ------
-    ValueError
-        If an utterance has no embedding.
 
     Example
     -------
@@ -481,29 +559,8 @@ def embedding_matrix(embeddings, utterances, trials=None):
     tensor([[1.0000, 0.0000],
             [0.6000, 0.8000]])
     """
-    if isinstance(embeddings, dict):
-        ids = list(embeddings)
-        matrix = torch.stack(
-            [
-                torch.as_tensor(np.asarray(vector)).reshape(-1)
-                for vector in embeddings.values()
-            ]
-        )
-    else:
-        ids, matrix = embeddings
-        matrix = torch.as_tensor(np.asarray(matrix)).reshape(len(ids), -1)
-    row_of = {utterance: row for row, utterance in enumerate(ids)}
-    rows = [row_of.get(utterance, -1) for utterance in utterances]
-    if -1 in rows:
-        missing = utterances[rows.index(-1)]
-        where = ""
-        if trials is not None:
-            where = f" ({trials.source}, line {_first_line(trials, missing)})"
-        raise ValueError(
-            f"No embedding for utterance '{missing}'{where}: extract "
-            "embeddings for every utterance of the trial list."
-        )
-    return torch.nn.functional.normalize(matrix[rows].float(), dim=1)
+    matrix, rows = embedding_rows(embeddings, utterances, trials)
+    return torch.nn.functional.normalize(torch.from_numpy(matrix[rows]), dim=1)
 
 
 def _first_line(trials, utterance):
@@ -516,8 +573,9 @@ def _first_line(trials, utterance):
 def cosine_scores(trials, embeddings, chunk_size=1024):
     """Scores every trial by the cosine similarity of its two embeddings.
 
-    Each utterance is normalised once; trials are then scored by row-wise dot
-    products of index-gathered rows, ``chunk_size`` trials at a time.
+    The norm of each embedding is computed once; trials are scored by
+    row-wise dot products of index-gathered rows (see ``pair_scores``),
+    divided by the two norms. The embedding matrix is never copied.
 
     Arguments
     ---------
@@ -540,10 +598,14 @@ def cosine_scores(trials, embeddings, chunk_size=1024):
     >>> [round(score, 4) for score in cosine_scores(trials, vectors).tolist()]
     [0.7071, 0.0]
     """
-    matrix = embedding_matrix(embeddings, trials.utterances, trials)
-    return pair_scores(
-        matrix, trials.enrol_index, trials.test_index, chunk_size
-    )
+    matrix, rows = embedding_rows(embeddings, trials.utterances, trials)
+    enrol, test = rows[trials.enrol_index], rows[trials.test_index]
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+    norms = np.maximum(norms, np.float32(1e-12))
+    scores = pair_scores(matrix, enrol, test, chunk_size)
+    scores /= norms[enrol]
+    scores /= norms[test]
+    return scores
 
 
 def pair_scores(matrix, first, second, chunk_size=1024):
