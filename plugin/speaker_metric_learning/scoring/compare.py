@@ -36,6 +36,7 @@ import pathlib
 import numpy as np
 
 from speaker_metric_learning.scoring.metrics import (
+    DCF_PRIORS,
     bootstrap_intervals,
     cllr,
     equal_error_rate,
@@ -61,7 +62,7 @@ def compute_results(
     speakers=None,
     n_replicates=1000,
     confidence=0.95,
-    p_targets=(0.01, 0.05),
+    p_targets=DCF_PRIORS,
     seed=0,
     extra=None,
 ):

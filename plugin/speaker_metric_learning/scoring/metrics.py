@@ -27,11 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-#: Operating points of the NIST SRE / VoxSRC detection cost, by target prior.
-DCF_PRESETS = {
-    0.01: {"p_target": 0.01, "c_miss": 1.0, "c_fa": 1.0},
-    0.05: {"p_target": 0.05, "c_miss": 1.0, "c_fa": 1.0},
-}
+#: Target priors of the usual detection-cost operating points (VoxSRC, NIST
+#: SRE), with ``c_miss = c_fa = 1``.
+DCF_PRIORS = (0.01, 0.05)
 
 
 def as_scores(scores, name="scores"):
@@ -416,7 +414,7 @@ def minimum_dcf(
     negative_scores : tensor, array or sequence
         Scores of non-target trials.
     p_target : float
-        Prior probability of a target trial (presets: ``DCF_PRESETS``).
+        Prior probability of a target trial (usual: ``DCF_PRIORS``).
     c_miss : float
         Cost of a miss.
     c_fa : float
@@ -665,7 +663,7 @@ def bootstrap_intervals(
     n_replicates=1000,
     confidence=0.95,
     speakers=None,
-    p_targets=(0.01, 0.05),
+    p_targets=DCF_PRIORS,
     c_miss=1.0,
     c_fa=1.0,
     seed=0,
