@@ -17,16 +17,24 @@ Authors
 """
 
 import csv
+import dataclasses
 import json
 import logging
 import os
 import sys
 
 import speechbrain as sb
+import torch
 import yaml
 
-from recipes.folder_prepare import prepare_folder
+from recipes.folder_prepare import (
+    prepare_folder,
+    prepare_noise_folder,
+    split_validation,
+)
 from recipes.synthetic_corpus import generate_corpus
+from recipes.voxceleb_prepare import trial_list_path
+from speaker_metric_learning.augment import waveform_augmenter
 from speaker_metric_learning.brain import NonFiniteLossError, SpeakerBrain
 from speaker_metric_learning.data import (
     AudioReadError,
@@ -53,7 +61,9 @@ def locate_data(hparams):
     """Training folder, evaluation folder and trial list of this run.
 
     With no ``data_folder`` the default synthetic corpus is generated (once)
-    and used; otherwise the folders given are checked for existence.
+    and used; otherwise the folders given are checked for existence. The
+    trial list is a file or an official name (``vox1-o``, ``vox1-e``,
+    ``vox1-h``: see ``recipes.voxceleb_prepare``).
     """
     if hparams["data_folder"] is None:
         root = hparams["default_corpus_folder"]
@@ -64,29 +74,131 @@ def locate_data(hparams):
             dev,
             os.path.join(dev, "trials.txt"),
         )
-    for name in ("data_folder", "eval_folder", "trials_file"):
+    for name in ("data_folder", "eval_folder"):
         path = hparams[name]
         if path is not None and not os.path.exists(path):
             raise FileNotFoundError(f"--{name} {path} does not exist")
+    trials_file = hparams["trials_file"]
     return (
         hparams["data_folder"],
         hparams["eval_folder"],
-        hparams["trials_file"],
+        None if trials_file is None else trial_list_path(trials_file),
     )
 
 
-def prepare_csvs(train_folder, eval_folder, save_folder):
-    """Writes train.csv (and eval.csv) for the folders; returns their paths."""
+def prepare_csvs(hparams, train_folder, eval_folder):
+    """Writes the CSV files of the folders (once); returns the paths of the
+    training, validation (None without ``valid_fraction``) and evaluation
+    (None without ``eval_folder``) CSV files."""
+    save_folder = hparams["save_folder"]
+    options = {
+        "converted_folder": hparams["converted_audio_folder"],
+        "chunk_seconds": hparams["chunk_seconds"],
+    }
     train_csv = os.path.join(save_folder, "train.csv")
-    eval_csv = os.path.join(save_folder, "eval.csv") if eval_folder else None
+    valid_csv = os.path.join(save_folder, "valid.csv")
+    data_csv = os.path.join(save_folder, "data.csv")
+    if not hparams["valid_fraction"]:
+        data_csv, valid_csv = train_csv, None
     sb.utils.distributed.run_on_main(
-        prepare_folder, args=[train_folder, train_csv]
+        prepare_folder, args=[train_folder, data_csv], kwargs=options
     )
+    if valid_csv:
+        sb.utils.distributed.run_on_main(
+            split_validation,
+            args=[data_csv, train_csv, valid_csv, hparams["valid_fraction"]],
+            kwargs={"by": hparams["valid_split"], "seed": hparams["seed"]},
+        )
+    eval_csv = os.path.join(save_folder, "eval.csv") if eval_folder else None
     if eval_csv:
         sb.utils.distributed.run_on_main(
-            prepare_folder, args=[eval_folder, eval_csv]
+            prepare_folder,
+            args=[eval_folder, eval_csv],
+            kwargs={"converted_folder": hparams["converted_audio_folder"]},
         )
-    return train_csv, eval_csv
+    return train_csv, valid_csv, eval_csv
+
+
+def waveform_augmentation(hparams):
+    """The training augmenter of the noise and impulse-response folders
+    given (their lists are prepared once), or None."""
+    lists = {}
+    for name, impulse_responses in (("noise", False), ("rir", True)):
+        folder = hparams[f"{name}_folder"]
+        if folder is not None:
+            lists[name] = os.path.join(hparams["save_folder"], f"{name}.csv")
+            sb.utils.distributed.run_on_main(
+                prepare_noise_folder,
+                args=[folder, lists[name]],
+                kwargs={
+                    "impulse_responses": impulse_responses,
+                    "sample_rate": hparams["sample_rate"],
+                },
+            )
+    return waveform_augmenter(
+        noise_csv=lists.get("noise"),
+        rir_csv=lists.get("rir"),
+        snr_low=hparams["snr_low"],
+        snr_high=hparams["snr_high"],
+        sample_rate=hparams["sample_rate"],
+        augment_prob=hparams["augment_prob"],
+    )
+
+
+def tensorboard_writer(hparams):
+    """A TensorBoard writer on the main process when ``use_tensorboard``."""
+    if not hparams["use_tensorboard"]:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError(
+            "--use_tensorboard needs TensorBoard: pip install tensorboard "
+            "(or pip install -e '.[tensorboard]')"
+        ) from None
+    if not sb.utils.distributed.if_main_process():
+        return None
+    return SummaryWriter(hparams["tensorboard_folder"])
+
+
+def init_distributed(run_opts):
+    """Joins the process group under torchrun, with gloo when there is no
+    GPU; returns the run options (with that backend)."""
+    if not torch.cuda.is_available():
+        run_opts = dataclasses.replace(
+            run_opts,
+            distributed_backend="gloo",
+            overridden_args={*run_opts.overridden_args, "distributed_backend"},
+        )
+    sb.utils.distributed.ddp_init_group(run_opts)
+    return run_opts
+
+
+def distributed_batch_sampler(hparams, labels):
+    """This process's share of the P x K batch sampler.
+
+    ``speakers_per_batch`` and ``batches_per_epoch`` are global: with N
+    processes each takes ``speakers_per_batch / N`` speakers of every
+    batch, so an epoch has the same number of optimizer steps and the same
+    speakers per step whatever N.
+    """
+    world = (
+        torch.distributed.get_world_size()
+        if torch.distributed.is_initialized()
+        else 1
+    )
+    speakers = hparams["speakers_per_batch"]
+    batches = hparams["batches_per_epoch"]
+    if speakers % world:
+        raise ValueError(
+            f"speakers_per_batch={speakers} is the batch of all {world} "
+            "processes together: make it a multiple of the process count"
+        )
+    return hparams["batch_sampler"](
+        labels,
+        speakers_per_batch=speakers // world,
+        batches_per_epoch=None if batches is None else batches * world,
+    )
 
 
 def count_speakers(csv_path):
@@ -134,22 +246,24 @@ def evaluate(brain, hparams, eval_csv, trials_file):
 def main(argv):
     """Runs the recipe; returns the evaluation results (or None)."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    run_opts = init_distributed(run_opts)
     overrides = yaml.safe_load(overrides or "") or {}
     hparams = load_hparams(hparams_file, overrides)
     train_folder, eval_folder, trials_file = locate_data(hparams)
     os.makedirs(hparams["save_folder"], exist_ok=True)
-    train_csv, eval_csv = prepare_csvs(
-        train_folder, eval_folder, hparams["save_folder"]
+    train_csv, valid_csv, eval_csv = prepare_csvs(
+        hparams, train_folder, eval_folder
     )
     n_speakers = count_speakers(train_csv)
     if n_speakers != hparams["n_train_speakers"]:
         overrides["n_train_speakers"] = n_speakers
         hparams = load_hparams(hparams_file, overrides)
     sb.create_experiment_directory(hparams["output_folder"])
-    with open(
-        os.path.join(hparams["output_folder"], "hyperparams.yaml"), "w"
-    ) as record:
-        record.write(resolved_hparams_text(hparams_file, overrides))
+    if sb.utils.distributed.if_main_process():
+        with open(
+            os.path.join(hparams["output_folder"], "hyperparams.yaml"), "w"
+        ) as record:
+            record.write(resolved_hparams_text(hparams_file, overrides))
     logger.info(
         "Training on %s: %d speakers, device %s",
         train_folder,
@@ -160,13 +274,25 @@ def main(argv):
     label_encoder = hparams["label_encoder"]
     label_encoder.expect_len(n_speakers)
     train_set = training_dataset(train_csv, hparams["chunker"], label_encoder)
-    label_encoder.save(
-        os.path.join(hparams["save_folder"], "label_encoder.txt")
+    sb.utils.distributed.run_on_main(
+        label_encoder.save,
+        args=[os.path.join(hparams["save_folder"], "label_encoder.txt")],
     )
     labels = [
         label_encoder.encode_label(train_set.data[uid]["spk_id"])
         for uid in train_set.data_ids
     ]
+    valid_set = None
+    if valid_csv:
+        valid_set = training_dataset(
+            valid_csv,
+            hparams["valid_chunker"],
+            label_encoder
+            if hparams["valid_split"] == "utterance"
+            else sb.dataio.encoder.CategoricalEncoder(),
+        )
+    hparams["wav_augment"] = waveform_augmentation(hparams)
+    hparams["tensorboard_writer"] = tensorboard_writer(hparams)
     brain = SpeakerBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
@@ -177,10 +303,12 @@ def main(argv):
     brain.fit(
         hparams["epoch_counter"],
         train_set,
+        valid_set,
         train_loader_kwargs={
-            "batch_sampler": hparams["batch_sampler"](labels),
+            "batch_sampler": distributed_batch_sampler(hparams, labels),
             **hparams["train_loader_options"],
         },
+        valid_loader_kwargs=hparams["valid_loader_options"],
     )
     if trials_file is None:
         logger.warning("No --trials_file: training done, nothing evaluated.")

@@ -11,8 +11,20 @@ Expected hyperparameters (see ``hparams/base.yaml``): ``modules`` with
 ``embedding_model`` and ``loss``; ``epoch_counter``; ``checkpointer``;
 ``train_logger``; optionally ``chunker`` (re-seeded every epoch, like a
 ``batch_sampler`` given in ``train_loader_kwargs``),
-``lr_scheduler`` (called with the epoch's loss), ``margin_schedule``
-(called once per optimizer step with the step count).
+``lr_scheduler`` (called with the epoch's watched value, registered with
+the checkpointer so that a resumed run continues its schedule),
+``margin_schedule`` (called once per optimizer step with the step count),
+``wav_augment`` (``(wavs, lengths) -> (wavs, lengths)`` applied to
+training batches, e.g. :func:`speaker_metric_learning.augment.
+waveform_augmenter`), ``valid_split`` (``"speaker"``: validation speakers
+are not training classes, so only the EER is computed on validation
+batches), ``tensorboard_writer`` (a ``SummaryWriter``).
+
+Validation, when ``fit`` is given a validation set, reports the loss (not
+for speaker-disjoint validation) and ``eer``, the equal error rate of the
+cosine scores of all pairs of validation embeddings (at most
+``MAX_VALIDATION_PAIRS``, drawn at random beyond); the EER is then the
+value watched by the scheduler and stored in the checkpoint's meta.
 
 Authors
  * speaker_metric_learning developers
@@ -25,8 +37,12 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from speaker_metric_learning.losses import TrainingHealth
+from speaker_metric_learning.scoring.metrics import equal_error_rate
 
 logger = logging.getLogger(__name__)
+
+#: Pairs of validation embeddings scored for the validation EER.
+MAX_VALIDATION_PAIRS = 2_000_000
 
 
 class NonFiniteLossError(RuntimeError):
@@ -72,15 +88,33 @@ class SpeakerBrain(sb.core.Brain):
     torch.Size([])
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._valid_embeddings, self._valid_labels = [], []
+
     def compute_forward(self, batch, stage):
-        """Embeds the batch's waveforms: ``[batch, 1, dim]``."""
+        """Embeds the batch's waveforms (augmented in training):
+        ``[batch, 1, dim]``."""
         batch = batch.to(self.device)
         wavs, lengths = batch.sig
+        augment = self._hparam("wav_augment")
+        if stage == sb.Stage.TRAIN and augment is not None:
+            wavs, lengths = augment(wavs, lengths)
         return self.modules.embedding_model(wavs, lengths)
 
     def compute_objectives(self, predictions, batch, stage):
         """Applies the loss to the embeddings and the speaker labels."""
         labels = batch.spk_id_encoded.data
+        augment = self._hparam("wav_augment")
+        if stage == sb.Stage.TRAIN and augment is not None:
+            labels = augment.replicate_labels(labels)
+        if stage == sb.Stage.VALID:
+            self._valid_embeddings.append(
+                predictions.detach().reshape(len(labels), -1).cpu()
+            )
+            self._valid_labels.append(labels.reshape(-1).cpu())
+            if not self._valid_loss_applies:
+                return torch.zeros((), device=self.device)
         loss = self.modules.loss(predictions, labels)
         if stage == sb.Stage.TRAIN and not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -119,14 +153,31 @@ class SpeakerBrain(sb.core.Brain):
         }
 
     def on_fit_start(self):
-        """Starts with empty statistics, then recovers the checkpoint."""
+        """Starts with empty statistics, registers the learning rate
+        scheduler with the checkpointer, then recovers the checkpoint."""
+        scheduler = getattr(self.hparams, "lr_scheduler", None)
+        if (
+            scheduler is not None
+            and self.checkpointer is not None
+            and "lr_scheduler" not in self.checkpointer.recoverables
+        ):
+            self.checkpointer.add_recoverable("lr_scheduler", scheduler)
         super().on_fit_start()
         self._stage_statistics = {}
         self.health = getattr(self.hparams, "health", None) or TrainingHealth()
 
+    @property
+    def _valid_loss_applies(self):
+        return self._hparam("valid_split") != "speaker"
+
+    def _hparam(self, name):
+        """The hyperparameter ``name``, None when absent."""
+        return getattr(getattr(self, "hparams", None), name, None)
+
     def on_stage_start(self, stage, epoch=None):
         """Re-seeds the epoch's chunks and batches; resets statistics."""
         self._stage_statistics = {}
+        self._valid_embeddings, self._valid_labels = [], []
         if stage == sb.Stage.TRAIN and epoch is not None:
             seeded = (
                 getattr(self.hparams, "chunker", None),
@@ -137,14 +188,25 @@ class SpeakerBrain(sb.core.Brain):
                     item.set_epoch(epoch)
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
-        """Advances the margin schedule once per optimizer step."""
+        """Advances the margin schedule once per optimizer step, and logs
+        the step's loss to TensorBoard."""
         schedule = getattr(self.hparams, "margin_schedule", None)
         if should_step and schedule is not None:
             schedule(self.optimizer_step)
+        writer = getattr(self.hparams, "tensorboard_writer", None)
+        if should_step and writer is not None:
+            writer.add_scalar("train/step_loss", loss, self.optimizer_step)
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs the stage, anneals the learning rate and checkpoints."""
         statistics = {"loss": stage_loss, **self.stage_statistics()}
+        if stage == sb.Stage.VALID:
+            if not self._valid_loss_applies:
+                del statistics["loss"]
+            statistics["eer"] = pairwise_eer(
+                torch.cat(self._valid_embeddings),
+                torch.cat(self._valid_labels),
+            )
         if stage == sb.Stage.TRAIN:
             statistics.update(self.health.check())
             self.train_statistics = statistics
@@ -154,19 +216,31 @@ class SpeakerBrain(sb.core.Brain):
             self._end_epoch(epoch, self.train_statistics, statistics)
 
     def _end_epoch(self, epoch, train_statistics, valid_statistics):
-        watched = valid_statistics or train_statistics
+        watched = (
+            valid_statistics["eer"] if valid_statistics else None
+        ) or train_statistics["loss"]
         lr = self.optimizer.param_groups[0]["lr"]
         scheduler = getattr(self.hparams, "lr_scheduler", None)
         if scheduler is not None:
-            _, lr = scheduler(watched["loss"])
+            _, lr = scheduler(watched)
             sb.nnet.schedulers.update_learning_rate(self.optimizer, lr)
         self.hparams.train_logger.log_stats(
             stats_meta={"epoch": epoch, "lr": lr},
             train_stats=train_statistics,
             valid_stats=valid_statistics,
         )
+        writer = getattr(self.hparams, "tensorboard_writer", None)
+        if writer is not None:
+            writer.add_scalar("lr", lr, epoch)
+            for stage, statistics in (
+                ("train", train_statistics),
+                ("valid", valid_statistics or {}),
+            ):
+                for name, value in statistics.items():
+                    writer.add_scalar(f"{stage}/{name}", value, epoch)
+            writer.flush()
         self.checkpointer.save_and_keep_only(
-            meta={"loss": watched["loss"], "epoch": epoch},
+            meta={"loss": watched, "epoch": epoch},
             num_to_keep=getattr(self.hparams, "checkpoints_to_keep", 2),
         )
 
@@ -196,3 +270,58 @@ class SpeakerBrain(sb.core.Brain):
                     device_ids=None,
                     find_unused_parameters=self.find_unused_parameters,
                 )
+
+
+def pairwise_eer(embeddings, labels, max_pairs=MAX_VALIDATION_PAIRS, seed=0):
+    """Equal error rate of the cosine scores of pairs of embeddings.
+
+    A pair is a target when its two labels are equal. Every pair is scored
+    when there are at most ``max_pairs``, else ``max_pairs`` random pairs of
+    distinct items (seeded).
+
+    Arguments
+    ---------
+    embeddings : torch.Tensor
+        Embeddings ``[n, dim]``.
+    labels : torch.Tensor
+        Speaker labels ``[n]``.
+    max_pairs : int
+        Most pairs scored.
+    seed : int
+        Seed of the pair draw.
+
+    Returns
+    -------
+    float
+        The EER in [0, 1], or NaN without target or non-target pairs.
+
+    Example
+    -------
+    >>> embeddings = torch.tensor([[1.0, 0.1], [1.0, -0.1], [0.1, 1.0]])
+    >>> pairwise_eer(embeddings, torch.tensor([0, 0, 1]))
+    0.0
+    >>> pairwise_eer(embeddings, torch.tensor([0, 1, 1]))  # least similar
+    1.0
+    """
+    unit = torch.nn.functional.normalize(embeddings.float(), dim=1)
+    n = len(unit)
+    if n * (n - 1) // 2 <= max_pairs:
+        first, second = torch.triu_indices(n, n, offset=1)
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        first = torch.randint(n, (max_pairs,), generator=generator)
+        second = torch.randint(n - 1, (max_pairs,), generator=generator)
+        second += second >= first  # never the item itself
+    scores = torch.cat(
+        [
+            (unit[i] * unit[j]).sum(dim=1)
+            for i, j in zip(
+                first.split(65536), second.split(65536), strict=True
+            )
+        ]
+    )
+    target = labels[first] == labels[second]
+    if target.all() or not target.any():
+        return float("nan")
+    eer, _ = equal_error_rate(scores[target], scores[~target])
+    return float(eer)
