@@ -229,6 +229,18 @@ def test_load_exported_refuses_before_running_anything(tmp_path, model_folder):
     assert not marker.exists()
 
 
+def test_a_savedir_of_another_model_is_refused(tmp_path, model_folder):
+    savedir = tmp_path / "savedir"
+    load_exported(model_folder, savedir=savedir)  # links the files
+    load_exported(model_folder, savedir=savedir)  # same model: fine
+    other = tmp_path / "other"
+    other.mkdir()
+    for path in model_folder.iterdir():
+        (other / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(ValueError, match="give an empty savedir"):
+        load_exported(other, savedir=savedir)
+
+
 def test_weights_are_read_without_running_pickled_code(tmp_path):
     path = tmp_path / "embedding_model.ckpt"
     torch.save(
@@ -239,17 +251,20 @@ def test_weights_are_read_without_running_pickled_code(tmp_path):
 
 
 def test_onnx_graph_matches_pytorch_for_any_batch_and_length(
-    tmp_path, recognizer
+    tmp_path, run, recognizer
 ):
     pytest.importorskip("onnx", reason="ONNX export needs the onnx extra")
     pytest.importorskip(
         "onnxruntime", reason="ONNX inference needs the onnx extra"
     )
-    from speaker_metric_learning.onnx_export import OnnxEmbedder, export_onnx
+    from speaker_metric_learning.onnx_export import OnnxEmbedder
 
+    folder = export_model(run, tmp_path / "model", onnx=True)
+    assert (
+        "`embedding_model.onnx` maps" in (folder / "MODEL_CARD.md").read_text()
+    )
     model = recognizer.mods.embedding_model
-    path = export_onnx(model, str(tmp_path / "model.onnx"))
-    embedder = OnnxEmbedder(path, threads=1)
+    embedder = OnnxEmbedder(str(folder / "embedding_model.onnx"), threads=1)
     assert (embedder.sample_rate, embedder.embedding_dim) == (16000, 512)
     generator = torch.Generator().manual_seed(1)
     for batch, samples in [(1, model.min_samples), (3, 20000), (2, 48000)]:

@@ -59,6 +59,13 @@ WEIGHTS_FILE = CHECKPOINT_FILE_NAME
 LABEL_ENCODER_FILE = "label_encoder.txt"
 MODEL_CARD_FILE = "MODEL_CARD.md"
 ONNX_FILE = "embedding_model.onnx"
+MODEL_FILES = (
+    HYPERPARAMS_FILE,
+    WEIGHTS_FILE,
+    LABEL_ENCODER_FILE,
+    MODEL_CARD_FILE,
+    ONNX_FILE,
+)
 
 #: Dotted names that exported hyperparameters may construct or call: the
 #: name as written and the object's own ``module.qualname`` must both start
@@ -373,7 +380,8 @@ def load_exported(folder, savedir=None, run_opts=None, allowed=SAFE_TARGETS):
     folder : str or pathlib.Path
         A model folder (see :func:`export_model`); read offline.
     savedir : str or pathlib.Path, optional
-        Where SpeechBrain links the files (default: none, read in place).
+        Where SpeechBrain links the files (default: none, read in place);
+        refused if it holds another model's files.
     run_opts : dict, optional
         SpeechBrain run options, e.g. ``{"device": "cpu"}``.
     allowed : sequence of str
@@ -399,6 +407,15 @@ written by speaker_metric_learning.export
             "speaker_metric_learning.export"
         )
     check_hyperparams_safe(folder / HYPERPARAMS_FILE, allowed)
+    if savedir is not None:
+        # SpeechBrain uses a file already in savedir instead of the model's
+        for name in (HYPERPARAMS_FILE, WEIGHTS_FILE):
+            kept = pathlib.Path(savedir) / name
+            if kept.exists() and kept.resolve() != (folder / name).resolve():
+                raise ValueError(
+                    f"{kept} belongs to another model and SpeechBrain would "
+                    "load it instead of this one: give an empty savedir"
+                )
     return SpeakerRecognition.from_hparams(
         source=str(folder.resolve()),
         savedir=None if savedir is None else str(savedir),
@@ -567,7 +584,7 @@ mismatches (...)...
 
 
 def _percent_interval(interval):
-    """ " (95 % CI a-b %)" for an interval of fractions, "" for None."""
+    """The text " (95 % CI a-b)" of an interval of fractions ("": none)."""
     if not interval:
         return ""
     low, high = (100 * bound for bound in interval)
@@ -626,7 +643,7 @@ def _evaluation_lines(run, checkpoint, is_latest, hparams):
     return lines
 
 
-def _model_card(run, checkpoint, is_latest, hparams, model):
+def _model_card(run, checkpoint, is_latest, hparams, model, onnx):
     """The text of MODEL_CARD.md."""
     n_parameters = sum(p.numel() for p in model.parameters())
     data_folder = hparams.get("data_folder")
@@ -692,6 +709,17 @@ def _model_card(run, checkpoint, is_latest, hparams, model):
         "`encode_batch(normalize=True)` is not available (no embedding "
         "normalisation statistics are shipped).",
         "",
+        *(
+            [
+                f"ONNX: `{ONNX_FILE}` maps `wavs` [batch, time] and relative "
+                "`lengths` [batch] to `embeddings` [batch, 1, dim]; "
+                "`speaker_metric_learning.onnx_export.OnnxEmbedder` runs it "
+                "with ONNX Runtime.",
+                "",
+            ]
+            if onnx
+            else []
+        ),
         "Fine-tuning on other speakers: "
         "`python train.py hparams/<loss>.yaml --pretrained MODEL_FOLDER` "
         "with the same `--model_scale` (a new loss head is built).",
@@ -812,6 +840,8 @@ def export_model(source, output_folder, onnx=False, overwrite=False):
         )
     sample_rate = hparams.get("sample_rate", 16000)
     output.mkdir(parents=True, exist_ok=True)
+    for name in MODEL_FILES:
+        (output / name).unlink(missing_ok=True)
     (output / HYPERPARAMS_FILE).write_text(
         exported_hyperparams(hparams["embedding_model"], sample_rate),
         encoding="utf-8",
@@ -822,14 +852,14 @@ def export_model(source, output_folder, onnx=False, overwrite=False):
     if label_encoder.is_file():
         shutil.copyfile(label_encoder, output / LABEL_ENCODER_FILE)
     model = load_exported(output).mods.embedding_model
-    (output / MODEL_CARD_FILE).write_text(
-        _model_card(run, checkpoint, is_latest, hparams, model),
-        encoding="utf-8",
-    )
     if onnx:
         from speaker_metric_learning.onnx_export import export_onnx
 
         export_onnx(model, str(output / ONNX_FILE), sample_rate=sample_rate)
+    (output / MODEL_CARD_FILE).write_text(
+        _model_card(run, checkpoint, is_latest, hparams, model, onnx),
+        encoding="utf-8",
+    )
     return output
 
 
