@@ -18,7 +18,6 @@ Authors
 
 import csv
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -46,12 +45,8 @@ from speaker_metric_learning.hyperparams import (
     load_hparams,
     resolved_hparams_text,
 )
+from speaker_metric_learning.scoring.compare import evaluate_scores
 from speaker_metric_learning.scoring.embeddings import extract_embeddings
-from speaker_metric_learning.scoring.metrics import (
-    equal_error_rate,
-    minimum_dcf,
-    split_scores,
-)
 from speaker_metric_learning.scoring.trials import cosine_scores, read_trials
 
 logger = logging.getLogger(__name__)
@@ -266,26 +261,27 @@ def evaluate(brain, hparams, eval_csv, trials_file):
         sample_rate=hparams["sample_rate"],
         device=brain.device,
     )
-    scores = cosine_scores(trials, embeddings)
-    positive, negative = split_scores(scores, trials.labels)
-    eer, _ = equal_error_rate(positive, negative)
-    min_dcf, _ = minimum_dcf(positive, negative, p_target=0.01, normalized=True)
-    results = {
-        "system": hparams["experiment"],
-        "eer": float(eer),
-        "min_dcf_0.01": float(min_dcf),
-        "trials": trials.fingerprint.to_dict(),
-    }
-    path = os.path.join(hparams["output_folder"], "results.json")
-    with open(path, "w", encoding="utf-8") as results_file:
-        json.dump(results, results_file, indent=2)
+    results = evaluate_scores(
+        cosine_scores(trials, embeddings),
+        trials,
+        hparams["output_folder"],
+        hparams["experiment"],
+        extra={
+            "hparams": os.path.join(
+                hparams["output_folder"], "hyperparams.yaml"
+            )
+        },
+    )
+    min_dcf = results["min_dcf"][0]
     logger.info(
-        "%s on %s: EER %.2f %%, minDCF(0.01) %.4f -> %s",
+        "%s on %s: EER %.2f %% (95 %% CI %.2f-%.2f), minDCF(%g) %.4f -> %s",
         hparams["experiment"],
         trials.fingerprint,
-        100 * eer,
-        min_dcf,
-        path,
+        100 * results["eer"]["value"],
+        *(100 * bound for bound in results["eer"]["ci"]),
+        min_dcf["p_target"],
+        min_dcf["value"],
+        hparams["output_folder"],
     )
     return results
 

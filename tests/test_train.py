@@ -54,8 +54,11 @@ def test_default_run_generates_the_corpus_trains_and_evaluates(
     assert (tmp_path / "corpus" / "dev" / "trials.txt").exists()
     saved = json.loads((output / "results.json").read_text())
     assert saved == results
-    assert 0.0 <= saved["eer"] <= 1.0
+    assert 0.0 <= saved["eer"]["value"] <= 1.0
+    low, high = saved["eer"]["ci"]
+    assert low <= saved["eer"]["value"] <= high
     assert saved["trials"]["n_trials"] > 0
+    assert (output / "det.png").stat().st_size > 0
     log = (output / "train_log.txt").read_text().splitlines()
     assert [line.split(",")[0] for line in log] == ["epoch: 1", "epoch: 2"]
     assert "n_train_speakers: 4" in (output / "hyperparams.yaml").read_text()
