@@ -3,6 +3,7 @@
 import csv
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,9 @@ from recipes import folder_prepare
 from recipes.folder_prepare import (
     audio_root,
     prepare_folder,
+    prepare_noise_folder,
     scan_folder,
+    split_validation,
     utterance_id,
 )
 from recipes.synthetic_corpus import generate_corpus
@@ -204,3 +207,159 @@ def test_generated_corpus_trials_match_prepared_ids(tmp_path):
             == speakers[trials.utterances[test]]
         )
         assert label == same
+
+
+def test_durations_from_headers_match_soundfile(tmp_path):
+    """The WAV/FLAC header parser agrees with soundfile on every format."""
+    rng = np.random.default_rng(0)
+    formats = [
+        ("WAV", subtype)
+        for subtype in ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")
+    ]
+    formats += [("WAV", "ULAW"), ("WAV", "MS_ADPCM"), ("WAVEX", "PCM_16")]
+    formats += [("RF64", "PCM_16"), ("FLAC", "PCM_16"), ("FLAC", "PCM_24")]
+    paths = []
+    for index, (container, subtype) in enumerate(formats):
+        for rate, channels in ((8000, 1), (16000, 2), (44100, 1)):
+            n_frames = int(rng.integers(100, 5000))
+            extension = "flac" if container == "FLAC" else "wav"
+            path = tmp_path / f"spk{index}" / f"{rate}_{channels}.{extension}"
+            path.parent.mkdir(exist_ok=True)
+            signal = 0.1 * rng.standard_normal((n_frames, channels))
+            sf.write(path, signal, rate, subtype=subtype, format=container)
+            paths.append(path)
+    # a WAV with an odd-sized LIST chunk before its data, and a truncated one
+    header = (tmp_path / "spk0" / "8000_1.wav").read_bytes()
+    data_at = header.index(b"data")
+    listed = (
+        header[:data_at]
+        + b"LIST"
+        + (3).to_bytes(4, "little")
+        + b"abc\0"
+        + header[data_at:]
+    )
+    listed = listed[:4] + (len(listed) - 8).to_bytes(4, "little") + listed[8:]
+    (tmp_path / "spk0" / "listed.wav").write_bytes(listed)
+    (tmp_path / "spk0" / "truncated.wav").write_bytes(header[:-101])
+    paths += [
+        tmp_path / "spk0" / "listed.wav",
+        tmp_path / "spk0" / "truncated.wav",
+    ]
+    utterances, skipped = scan_folder(tmp_path)
+    assert skipped == []
+    durations = {Path(u.wav): u.duration for u in utterances}
+    for path in paths:
+        info = sf.info(str(path))
+        assert durations[path.resolve()] == info.frames / info.samplerate, path
+
+
+def test_large_folders_are_scanned_in_parallel_with_the_same_result(
+    folder, tmp_path, monkeypatch
+):
+    for index in range(7):
+        write_audio(folder / "wav" / f"spk{index % 3}" / f"x{index}.wav", 800)
+    (folder / "wav" / "spkA" / "bad.wav").write_bytes(b"RIFF garbage")
+    serial = scan_folder(folder, workers=1)
+    monkeypatch.setattr(folder_prepare, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(folder_prepare, "FILES_PER_TASK", 3)
+    parallel = scan_folder(folder, workers=2)
+    assert parallel == serial
+    assert len(serial[0]) == 11 and len(serial[1]) == 1
+
+
+def write_rows(path, counts):
+    """A data CSV with ``counts[s]`` utterances of speaker ``s``."""
+    lines = ["ID,duration,wav,spk_id"]
+    for speaker, count in enumerate(counts):
+        for index in range(count):
+            uid = f"s{speaker}/u{index}"
+            lines.append(f"{uid},1.0,/audio/{uid}.wav,s{speaker}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_utterance_split_holds_out_a_fraction_of_every_speaker(tmp_path):
+    data = write_rows(tmp_path / "data.csv", [1, 2, 5, 10, 21])
+    train_csv, valid_csv = split_validation(
+        data, tmp_path / "train.csv", tmp_path / "valid.csv", 0.2, "utterance"
+    )
+    train, valid = read_csv(train_csv)[1:], read_csv(valid_csv)[1:]
+    held = {f"s{s}": 0 for s in range(5)}
+    for row in valid:
+        held[row[3]] += 1
+    # round(0.2 n), leaving at least one utterance in training
+    assert held == {"s0": 0, "s1": 0, "s2": 1, "s3": 2, "s4": 4}
+    assert {row[3] for row in train} == set(held)
+    assert sorted(map(tuple, train + valid)) == sorted(
+        map(tuple, read_csv(data)[1:])
+    )
+
+
+def test_split_is_reproducible_and_redone_only_when_inputs_change(
+    tmp_path, monkeypatch
+):
+    data = write_rows(tmp_path / "data.csv", [3] * 10)
+    outputs = (tmp_path / "train.csv", tmp_path / "valid.csv")
+    split_validation(data, *outputs, 0.3, "speaker", seed=1)
+    first = outputs[1].read_text()
+    assert len({row[3] for row in read_csv(outputs[1])[1:]}) == 3
+
+    def fail(*args):
+        raise AssertionError("split again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(folder_prepare, "_speakers_held_out", fail)
+        split_validation(data, *outputs, 0.3, "speaker", seed=1)
+    split_validation(data, *outputs, 0.3, "speaker", seed=2)
+    assert outputs[1].read_text() != first
+    split_validation(data, *outputs, 0.3, "speaker", seed=1)
+    assert outputs[1].read_text() == first
+
+
+@pytest.mark.parametrize(
+    "counts, fraction, by, message",
+    [
+        ([3] * 4, 0.0, "speaker", r"must be in \(0, 1\)"),
+        ([3] * 4, 0.2, "speaker", "gives 1 validation speakers"),
+        ([3] * 4, 0.5, "session", "valid_split must be one of"),
+        ([1] * 4, 0.3, "utterance", "leaves validation empty"),
+    ],
+)
+def test_impossible_splits_are_refused(tmp_path, counts, fraction, by, message):
+    data = write_rows(tmp_path / "data.csv", counts)
+    with pytest.raises(ValueError, match=message):
+        split_validation(
+            data, tmp_path / "t.csv", tmp_path / "v.csv", fraction, by
+        )
+    assert not (tmp_path / "v.csv").exists()
+
+
+def test_noise_folder_lists_usable_files_and_skips_the_others(tmp_path):
+    root = tmp_path / "RIRS_NOISES" / "simulated_rirs" / "smallroom"
+    write_audio(root / "Room001" / "Room001-00001.wav", 1600)
+    sf.write(root / "Room001" / "narrow.wav", np.zeros(800), 8000)
+    (root / "Room002").mkdir()
+    sf.write(root / "Room002" / "stereo.flac", np.zeros((800, 2)), RATE)
+    (root / "Room002" / "empty.wav").write_bytes(b"")
+    (root / "Room002" / "clip.m4a").write_bytes(b"\0" * 64)
+    csv_file = prepare_noise_folder(
+        tmp_path / "RIRS_NOISES", tmp_path / "rirs.csv", impulse_responses=True
+    )
+    rows = read_csv(csv_file)
+    assert rows[0] == ["ID", "duration", "wav", "wav_format", "wav_opts"]
+    assert [row[:2] for row in rows[1:]] == [
+        ["simulated_rirs/smallroom/Room001/Room001-00001", "0.1"]
+    ]
+    reasons = {
+        Path(line.split("\t")[0]).name: line.split("\t")[1]
+        for line in (tmp_path / "rirs_skipped.txt").read_text().splitlines()
+    }
+    assert reasons == {
+        "narrow.wav": "8000 Hz: impulse responses must be 16000 Hz",
+        "stereo.flac": "2 channels: impulse responses must be mono",
+        "empty.wav": "empty file",
+        "clip.m4a": "m4a is not read: convert it to wav or flac",
+    }
+    # as noise (resampled and mixed down when read) the first two are kept
+    noise = prepare_noise_folder(tmp_path / "RIRS_NOISES", tmp_path / "n.csv")
+    assert len(read_csv(noise)) - 1 == 3
