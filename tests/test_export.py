@@ -339,3 +339,22 @@ def test_check_command_prints_the_file_and_what_it_builds(model_folder, capsys):
     printed = capsys.readouterr().out
     assert (model_folder / "hyperparams.yaml").read_text() in printed
     assert "#   !new:speaker_metric_learning.models.SincTDNN" in printed
+
+
+def test_a_network_without_onnx_export_still_gets_its_folder(
+    run, tmp_path, monkeypatch
+):
+    pytest.importorskip("onnx", reason="ONNX export needs the onnx extra")
+    from speaker_metric_learning import onnx_export
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("STFT does not currently support complex types")
+
+    monkeypatch.setattr(onnx_export, "export_onnx", refuse)
+    with pytest.raises(ValueError, match="without embedding_model.onnx.*STFT"):
+        export_model(run, tmp_path / "model", onnx=True)
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert "ONNX" not in card
+    assert load_exported(tmp_path / "model").encode_batch(
+        torch.zeros(1, 16000)
+    ).shape == (1, 1, 512)

@@ -808,7 +808,8 @@ def export_model(source, output_folder, onnx=False, overwrite=False):
         The model folder to write (see the module docstring).
     onnx : bool
         Also write ``embedding_model.onnx`` (needs ``onnx`` and
-        ``onnxruntime``).
+        ``onnxruntime``; a ValueError, after the rest is written, if the
+        network cannot be exported).
     overwrite : bool
         Replace the files of an existing model folder.
 
@@ -852,14 +853,25 @@ def export_model(source, output_folder, onnx=False, overwrite=False):
     if label_encoder.is_file():
         shutil.copyfile(label_encoder, output / LABEL_ENCODER_FILE)
     model = load_exported(output).mods.embedding_model
+    onnx_error = None
     if onnx:
         from speaker_metric_learning.onnx_export import export_onnx
 
-        export_onnx(model, str(output / ONNX_FILE), sample_rate=sample_rate)
+        try:
+            export_onnx(model, str(output / ONNX_FILE), sample_rate)
+        except RuntimeError as error:  # exporter or check failure
+            onnx_error = str(error).strip().splitlines()[0].split(" [")[0]
     (output / MODEL_CARD_FILE).write_text(
-        _model_card(run, checkpoint, is_latest, hparams, model, onnx),
+        _model_card(
+            run, checkpoint, is_latest, hparams, model, onnx and not onnx_error
+        ),
         encoding="utf-8",
     )
+    if onnx_error:
+        raise ValueError(
+            f"{output} is written without {ONNX_FILE}: this network cannot "
+            f"be exported to ONNX ({onnx_error})"
+        )
     return output
 
 
