@@ -207,6 +207,12 @@ class SpeakerBrain(sb.core.Brain):
                 torch.cat(self._valid_embeddings),
                 torch.cat(self._valid_labels),
             )
+            if statistics["eer"] != statistics["eer"]:  # NaN
+                logger.warning(
+                    "No validation EER: the validation chunks make no "
+                    "same-speaker or no different-speaker pair (raise "
+                    "valid_fraction)"
+                )
         if stage == sb.Stage.TRAIN:
             statistics.update(self.health.check())
             self.train_statistics = statistics
