@@ -145,9 +145,10 @@ class TrainingHealth:
         if cosine > self.collapse_cosine or norm < self.min_norm:
             found.append(
                 "embeddings collapsed: mean cosine between embeddings of a "
-                f"batch is {cosine:.4f} and mean norm {norm:.3g}; they no "
-                "longer tell speakers apart (try a lower learning rate or "
-                "another margin)"
+                f"batch is {cosine:.4f} and mean norm {norm:.3g}, so they "
+                "barely tell speakers apart. Usual in the first epochs from "
+                "a random start; if it lasts, try a lower learning rate or "
+                "another margin"
             )
         if "active_fraction" in summary and not self.ever_active:
             found.append(
