@@ -64,7 +64,7 @@ import logging
 import multiprocessing
 import os
 import struct
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -141,8 +141,8 @@ def utterance_id(relative_path):
     >>> utterance_id("id10270/5r0dWxy17C8/00001.wav")
     'id10270/5r0dWxy17C8/00001'
     """
-    path = PurePosixPath(Path(relative_path).as_posix())
-    return str(path.with_suffix(""))
+    relative = os.fspath(relative_path)
+    return os.path.splitext(relative)[0].replace(os.sep, "/")
 
 
 def audio_root(folder):
@@ -516,16 +516,16 @@ def prepare_noise_folder(
     ):
         return save_csv
     rows, skipped = [], []
-    for path, size, _ in tqdm(
+    for relative, size, _ in tqdm(
         files,
         desc=f"Scanning {root}",
         unit="file",
         disable=len(files) < PROGRESS_MIN_FILES,
     ):
         required_rate = sample_rate if impulse_responses else None
-        row, reason = _noise_row(root, path, size, required_rate)
+        row, reason = _noise_row(root, relative, size, required_rate)
         if row is None:
-            skipped.append((str(path), reason))
+            skipped.append((os.path.join(root, relative), reason))
         else:
             rows.append(row)
     skipped_file = save_csv.with_name(save_csv.stem + "_skipped.txt")
@@ -554,19 +554,20 @@ def prepare_noise_folder(
     return save_csv
 
 
-def _noise_row(root, path, size, required_rate=None):
+def _noise_row(root, relative, size, required_rate=None):
     """``(row, None)`` for a usable noise file, else ``(None, reason)``.
     With ``required_rate`` (impulse responses), only mono files at that
     rate are usable."""
-    extension = path.suffix.lower()[1:]
+    extension = os.path.splitext(relative)[1].lower()
     if size is None:
         return None, "cannot be opened (broken link?)"
     if size == 0:
         return None, "empty file"
-    if path.suffix.lower() in CONVERTED_EXTENSIONS:
-        return None, f"{extension} is not read: convert it to wav or flac"
+    if extension in CONVERTED_EXTENSIONS:
+        return None, f"{extension[1:]} is not read: convert it to wav or flac"
+    path = os.path.join(root, relative)
     try:
-        frames, rate, channels = _audio_format(str(path))
+        frames, rate, channels = _audio_format(path)
     except (sf.SoundFileError, OSError) as error:
         return None, f"unreadable: {error}"
     if frames == 0:
@@ -575,9 +576,9 @@ def _noise_row(root, path, size, required_rate=None):
         return None, f"{channels} channels: impulse responses must be mono"
     if required_rate is not None and rate != required_rate:
         return None, f"{rate} Hz: impulse responses must be {required_rate} Hz"
-    file_format = "ogg" if extension in ("ogg", "opus") else extension
-    uid = utterance_id(path.relative_to(root))
-    return (uid, frames / rate, str(path), file_format, ""), None
+    file_format = "ogg" if extension in (".ogg", ".opus") else extension[1:]
+    row = (utterance_id(relative), frames / rate, path, file_format, "")
+    return row, None
 
 
 def _speakers_held_out(speakers, fraction, rng):
@@ -625,31 +626,38 @@ def _write_listing(path, entries):
 
 
 def _list_audio_files(root):
-    """Sorted ``(path, size, mtime_ns)`` of the audio files under ``root``
-    (symbolic links followed; size and time are None for a broken link)."""
+    """Sorted ``(relative path, size, mtime_ns)`` of the audio files under
+    ``root`` (symbolic links followed; size and time are None for a broken
+    link). Paths are strings: pathlib costs more than the file system on
+    million-file trees."""
     extensions = AUDIO_EXTENSIONS + CONVERTED_EXTENSIONS
-    files = []
-    for directory, _, names in os.walk(root, followlinks=True):
-        for name in names:
-            if name.lower().endswith(extensions):
-                path = Path(directory) / name
-                try:
-                    stat = path.stat()
-                except OSError:
-                    files.append((path, None, None))
-                else:
-                    files.append((path, stat.st_size, stat.st_mtime_ns))
+    start = len(os.path.join(root, ""))
+    files, folders = [], [str(root)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    folders.append(entry.path)
+                elif entry.name.lower().endswith(extensions):
+                    try:
+                        stat = entry.stat()
+                    except OSError:
+                        files.append((entry.path[start:], None, None))
+                    else:
+                        files.append(
+                            (entry.path[start:], stat.st_size, stat.st_mtime_ns)
+                        )
     files.sort()
     return files
 
 
 def _convert(root, files, converted_folder, progress, workers):
     """FLAC copies (or failure reasons) of the files soundfile cannot read:
-    ``{source: path or reason}``."""
+    ``{relative path: converted path or reason}``."""
     sources = [
-        path
-        for path, size, _ in files
-        if size and path.suffix.lower() in CONVERTED_EXTENSIONS
+        root / relative
+        for relative, size, _ in files
+        if size and relative.lower().endswith(CONVERTED_EXTENSIONS)
     ]
     if not sources:
         return {}
@@ -660,7 +668,11 @@ def _convert(root, files, converted_folder, progress, workers):
         )
     key = hashlib.sha256(str(root).encode()).hexdigest()[:8]
     target_root = Path(converted_folder).resolve() / f"{root.name}-{key}"
-    return convert_to_flac(sources, root, target_root, workers, progress)
+    converted = convert_to_flac(sources, root, target_root, workers, progress)
+    return {
+        os.path.relpath(source, root): target
+        for source, target in converted.items()
+    }
 
 
 def _scan(root, files, progress, converted=None, workers=None):
@@ -668,10 +680,14 @@ def _scan(root, files, progress, converted=None, workers=None):
     returns the ``(sample_rate, channels)`` of every utterance."""
     converted = converted or {}
     jobs = []
-    for path, size, _ in files:
-        audio = converted.get(path, path)
-        failure = audio if isinstance(audio, str) else None
-        jobs.append((str(path), size, None if failure else str(audio), failure))
+    for relative, size, _ in files:
+        audio, failure = os.path.join(root, relative), None
+        target = converted.get(relative)
+        if isinstance(target, str):  # why the conversion failed
+            audio, failure = None, target
+        elif target is not None:
+            audio = str(target)
+        jobs.append((relative, size, audio, failure))
     bar = tqdm(
         total=len(jobs),
         desc=f"Scanning {root}",
@@ -690,12 +706,13 @@ def _scan(root, files, progress, converted=None, workers=None):
             with concurrent.futures.ProcessPoolExecutor(
                 min(workers, len(tasks)), mp_context=context
             ) as pool:
-                for part in pool.map(_read_headers, [root] * len(tasks), tasks):
+                roots = [str(root)] * len(tasks)
+                for part in pool.map(_read_headers, roots, tasks):
                     results += part
                     bar.update(len(part))
         else:
             for task in tasks:
-                results += _read_headers(root, task)
+                results += _read_headers(str(root), task)
                 bar.update(len(task))
     utterances, skipped, formats = [], [], []
     for utterance, reason, audio_format in results:
@@ -718,30 +735,27 @@ def _scan(root, files, progress, converted=None, workers=None):
 
 
 def _read_headers(root, jobs):
-    """``_read_header`` on ``(path, size, audio, failure)`` jobs:
+    """``_read_header`` on ``(relative path, size, audio, failure)`` jobs:
     ``(Utterance, None, (rate, channels))`` or ``(None, (path, reason),
     None)`` for each."""
     results = []
-    for path, size, audio, failure in jobs:
+    for relative, size, audio, failure in jobs:
         utterance, reason, audio_format = _read_header(
-            root, Path(path), size, audio, failure
+            relative, size, audio, failure
         )
-        results.append(
-            (
-                utterance,
-                None if reason is None else (path, reason),
-                audio_format,
-            )
-        )
+        if reason is not None:
+            reason = (os.path.join(root, relative), reason)
+        results.append((utterance, reason, audio_format))
     return results
 
 
-def _read_header(root, path, size, audio, failure=None):
+def _read_header(relative, size, audio, failure=None):
     """``(Utterance, None, (rate, channels))`` for a usable file, else
-    ``(None, reason, None)``. ``audio`` is the file to read (``path`` or its
-    converted copy); ``failure`` why its conversion failed, if it did."""
-    relative = path.relative_to(root)
-    if len(relative.parts) < 2:
+    ``(None, reason, None)``. ``audio`` is the file to read (the file at
+    ``relative`` or its converted copy); ``failure`` why its conversion
+    failed, if it did."""
+    speaker = relative.split(os.sep, 1)[0]
+    if speaker == relative:
         return None, "not inside a speaker folder", None
     if size is None:
         return None, "cannot be opened (broken link?)", None
@@ -759,7 +773,7 @@ def _read_header(root, path, size, audio, failure=None):
         id=utterance_id(relative),
         duration=frames / rate,
         wav=audio,
-        spk_id=relative.parts[0],
+        spk_id=speaker,
     )
     return utterance, None, (rate, channels)
 
@@ -860,6 +874,9 @@ def _fingerprint(root, files, converted_folder=None, chunk_seconds=None):
     of the preparation options."""
     digest = hashlib.sha256(str(root).encode())
     digest.update(f"\n{converted_folder}\t{chunk_seconds}".encode())
-    for path, size, mtime in files:
-        digest.update(f"\n{path.relative_to(root)}\t{size}\t{mtime}".encode())
+    digest.update(
+        "".join(
+            f"\n{relative}\t{size}\t{mtime}" for relative, size, mtime in files
+        ).encode()
+    )
     return digest.hexdigest()
