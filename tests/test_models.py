@@ -1,13 +1,20 @@
-"""Tests of SincTDNN and its length-aware normalisation and pooling."""
+"""Tests of SincTDNN, its length-aware normalisation and pooling, and of the
+Fbank wrapper of SpeechBrain's x-vector and ECAPA-TDNN encoders."""
 
 import pytest
 import torch
+from speechbrain.lobes.features import Fbank
+from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+from speechbrain.lobes.models.Xvector import Xvector
 from speechbrain.nnet.pooling import StatisticsPooling
+from speechbrain.processing.features import InputNormalization
 
 from speaker_metric_learning.models import (
+    FbankEmbeddingModel,
     MaskedInstanceNorm1d,
     MaskedStatisticsPooling,
     SincTDNN,
+    scaled_channels,
     valid_frame_mask,
 )
 
@@ -177,3 +184,94 @@ def test_training_step_with_batch_size_one_reaches_every_parameter():
         assert parameter.grad is not None, name
         assert torch.isfinite(parameter.grad).all(), name
     assert (model.sincnet.low_offset_hz.grad != 0).all()
+
+
+def fbank_model(encoder, n_mels=24):
+    """Fbank + sentence mean normalisation + ``encoder``, in eval mode."""
+    return FbankEmbeddingModel(
+        Fbank(n_mels=n_mels),
+        InputNormalization(norm_type="sentence", std_norm=False),
+        encoder,
+    ).eval()
+
+
+def small_xvector(**options):
+    return Xvector(in_channels=24, tdnn_channels=[16] * 4 + [32], **options)
+
+
+def test_scaled_channels_round_to_the_nearest_multiple():
+    # 512 * 0.3 = 153.6 -> 154; 1536 * 0.3 / 8 = 57.6 -> 58 groups of 8.
+    assert scaled_channels([512, 1536], 0.3) == [154, 461]
+    assert scaled_channels([512, 1536], 0.3, multiple_of=8) == [152, 464]
+    assert scaled_channels(128, 0.01, multiple_of=8) == 8  # at least one
+    with pytest.raises(ValueError, match="positive"):
+        scaled_channels(512, 0)
+
+
+def test_xvector_pooling_is_swapped_for_the_noise_free_one():
+    torch.manual_seed(0)
+    bare = small_xvector().eval()
+    features = torch.randn(2, 50, 24)
+    # Control: SpeechBrain's pooling adds noise even in eval mode.
+    assert not torch.equal(bare(features), bare(features))
+    model = fbank_model(small_xvector())
+    layers = list(model.modules())
+    assert not any(isinstance(m, StatisticsPooling) for m in layers)
+    assert sum(isinstance(m, MaskedStatisticsPooling) for m in layers) == 1
+    wavs, lengths = torch.randn(3, 12000), torch.tensor([1.0, 0.7, 0.4])
+    with torch.no_grad():
+        assert torch.equal(model(wavs, lengths), model(wavs, lengths))
+
+
+def test_wrapper_equals_its_parts_applied_by_hand():
+    torch.manual_seed(1)
+    model = fbank_model(small_xvector())
+    wavs, lengths = torch.randn(2, 8000), torch.tensor([1.0, 0.6])
+    features = Fbank(n_mels=24)(wavs)  # [2, 51, 24]: 8000 / 160 + 1 frames
+    n_valid = [51, round(0.6 * 51)]
+    normalised = torch.zeros_like(features)
+    for i, n in enumerate(n_valid):
+        normalised[i] = features[i] - features[i, :n].mean(dim=0)
+    with torch.no_grad():
+        expected = model.encoder(normalised, lengths)
+        torch.testing.assert_close(model(wavs, lengths), expected)
+        torch.testing.assert_close(model(wavs[:, None], lengths), expected)
+
+
+def test_fbank_models_give_batch_one_dim_embeddings():
+    torch.manual_seed(2)
+    xvector = fbank_model(small_xvector(lin_neurons=40))
+    ecapa = fbank_model(
+        ECAPA_TDNN(
+            80,
+            lin_neurons=24,
+            channels=scaled_channels([512] * 4 + [1536], 0.0625, 8),
+            attention_channels=8,
+            se_channels=8,
+        ),
+        n_mels=80,
+    )
+    wavs = torch.randn(3, 16000)
+    with torch.no_grad():
+        assert xvector(wavs).shape == (3, 1, 40)
+        assert ecapa(wavs).shape == (3, 1, 24)
+        assert torch.equal(ecapa(wavs), ecapa(wavs))
+        assert ecapa(wavs[:1], torch.ones(1)).shape == (1, 1, 24)
+
+
+def test_padding_is_ignored_by_normalisation_and_pooling():
+    # With frame-wise TDNN layers (kernel 1) only the last feature frame of
+    # a padded utterance sees the padding, so its embedding stays close to
+    # that of the utterance alone; ignoring the lengths does not.
+    torch.manual_seed(3)
+    model = fbank_model(
+        small_xvector(tdnn_kernel_sizes=[1] * 5, tdnn_dilations=[1] * 5)
+    )
+    utterance = torch.randn(16000, generator=torch.Generator().manual_seed(4))
+    padding = 5 * torch.sin(0.3 * torch.arange(16000.0))
+    wavs = torch.stack([torch.randn(32000), torch.cat([utterance, padding])])
+    with torch.no_grad():
+        alone = model(utterance[None])[0]
+        padded = model(wavs, torch.tensor([1.0, 0.5]))[1]
+        unmasked = model(wavs)[1]
+    assert (padded - alone).abs().max() < 0.05 * (unmasked - alone).abs().max()

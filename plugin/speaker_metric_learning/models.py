@@ -447,3 +447,134 @@ class SincTDNN(nn.Module):
             counts = _frames_after(layer, counts)
         stats = self.pooling(x.transpose(1, 2), _relative(counts, x))
         return self.embedding(stats)
+
+
+def scaled_channels(channels, scale, multiple_of=1):
+    """Channel counts multiplied by ``scale``, for ``--model_scale`` in yaml.
+
+    Each count is rounded to the nearest multiple of ``multiple_of`` (at
+    least one multiple), e.g. 8 for the Res2Net blocks of ECAPA-TDNN whose
+    channels split into 8 groups.
+
+    Arguments
+    ---------
+    channels : int or sequence of int
+        Reference channel count(s).
+    scale : float
+        Multiplier, positive.
+    multiple_of : int
+        Every result is a multiple of this.
+
+    Returns
+    -------
+    int or list of int
+        Scaled count(s), an int for an int.
+
+    Example
+    -------
+    >>> scaled_channels([512, 1500], 0.125)
+    [64, 188]
+    >>> scaled_channels(1536, 0.1, multiple_of=8), scaled_channels(3, 0.01)
+    (152, 1)
+    """
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    if isinstance(channels, int):
+        return multiple_of * _scaled(channels / multiple_of, scale)
+    return [scaled_channels(c, scale, multiple_of) for c in channels]
+
+
+def _replace_noisy_pooling(module):
+    """Swaps every SpeechBrain ``StatisticsPooling`` under ``module`` for a
+    ``MaskedStatisticsPooling``; returns how many were swapped."""
+    from speechbrain.nnet.pooling import StatisticsPooling
+
+    swapped = 0
+    for name, child in module.named_children():
+        if isinstance(child, StatisticsPooling):
+            if not (child.return_mean and child.return_std):
+                raise ValueError(
+                    "StatisticsPooling with only the mean or only the std "
+                    "cannot be replaced by MaskedStatisticsPooling"
+                )
+            module._modules[name] = MaskedStatisticsPooling()
+            swapped += 1
+        else:
+            swapped += _replace_noisy_pooling(child)
+    return swapped
+
+
+class FbankEmbeddingModel(nn.Module):
+    """A SpeechBrain feature-based encoder behind the package contract.
+
+    ``forward(wavs [batch, time], lengths) -> [batch, 1, dim]`` like
+    ``SincTDNN``: the waveforms go through ``features`` (e.g. SpeechBrain's
+    ``Fbank``, ``[batch, frames, n_mels]``), ``normalization`` (e.g.
+    ``InputNormalization(norm_type="sentence", std_norm=False)``, called
+    with the relative lengths) and ``encoder`` (e.g.
+    ``speechbrain.lobes.models.Xvector.Xvector`` or
+    ``speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN``, called with the
+    features and the relative lengths). The relative lengths of the
+    waveforms are those of the feature frames, as SpeechBrain's recipes
+    assume.
+
+    SpeechBrain's ``StatisticsPooling`` (inside ``Xvector``) adds Gaussian
+    noise to the pooled means at every call, evaluation included; every such
+    layer of ``encoder`` is replaced by ``MaskedStatisticsPooling`` (no
+    noise, same output layout), so that embeddings are deterministic.
+
+    Arguments
+    ---------
+    features : torch.nn.Module
+        ``[batch, time]`` waveforms to ``[batch, frames, features]``.
+    normalization : torch.nn.Module
+        ``(features, lengths)`` to normalised features, same shape.
+    encoder : torch.nn.Module
+        ``(features, lengths)`` to ``[batch, 1, dim]`` embeddings.
+
+    Example
+    -------
+    >>> from speechbrain.lobes.features import Fbank
+    >>> from speechbrain.lobes.models.Xvector import Xvector
+    >>> from speechbrain.processing.features import InputNormalization
+    >>> model = FbankEmbeddingModel(
+    ...     Fbank(n_mels=24),
+    ...     InputNormalization(norm_type="sentence", std_norm=False),
+    ...     Xvector(in_channels=24, tdnn_channels=[8, 8, 8, 8, 24]),
+    ... ).eval()
+    >>> wavs = torch.randn(2, 16000)
+    >>> embeddings = model(wavs, torch.tensor([1.0, 0.5]))
+    >>> embeddings.shape
+    torch.Size([2, 1, 512])
+    >>> torch.equal(embeddings, model(wavs, torch.tensor([1.0, 0.5])))
+    True
+    """
+
+    def __init__(self, features, normalization, encoder):
+        super().__init__()
+        self.features = features
+        self.normalization = normalization
+        self.encoder = encoder
+        _replace_noisy_pooling(encoder)
+
+    def forward(self, wavs, lengths=None):
+        """Computes embeddings of a batch of (padded) waveforms.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[batch, time]`` waveforms (``[batch, 1, time]`` and
+            ``[batch, time, 1]`` also accepted).
+        lengths : torch.Tensor, optional
+            ``[batch]`` relative lengths in (0, 1]; None means unpadded.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[batch, 1, dim]`` embeddings.
+        """
+        wavs = waveform_batch(wavs).squeeze(1)
+        if lengths is None:
+            lengths = torch.ones(len(wavs), device=wavs.device)
+        features = self.normalization(self.features(wavs), lengths)
+        return self.encoder(features, lengths)
