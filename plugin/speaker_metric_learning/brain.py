@@ -31,6 +31,8 @@ Authors
 """
 
 import logging
+import os
+import re
 
 import speechbrain as sb
 import torch
@@ -57,7 +59,10 @@ class SpeakerBrain(sb.core.Brain):
     samplers it wraps itself, under DDP); averages the loss module's
     ``statistics`` over each stage and writes them to the train log, with
     the epoch's health (a warning when embeddings collapse); stops
-    with the ids of the batch when the loss is not finite; and wraps modules
+    with the ids of the batch when the loss is not finite; on recovery,
+    drops the train-log lines of epochs that the checkpoint does not hold
+    (a kill between logging and saving), so that every epoch is logged
+    once; and wraps modules
     for CPU (gloo) DDP without the SyncBatchNorm conversion that gloo lacks.
 
     Example
@@ -163,8 +168,44 @@ class SpeakerBrain(sb.core.Brain):
         ):
             self.checkpointer.add_recoverable("lr_scheduler", scheduler)
         super().on_fit_start()
+        self._trim_train_log()
         self._stage_statistics = {}
         self.health = getattr(self.hparams, "health", None) or TrainingHealth()
+
+    def _trim_train_log(self):
+        """Drops the train-log lines of epochs that the recovered checkpoint
+        does not hold: an epoch logged just before the process was killed,
+        before its checkpoint was saved, is trained and logged again, so
+        every epoch appears once."""
+        path = getattr(self._hparam("train_logger"), "save_file", None)
+        counter = self._hparam("epoch_counter")
+        if (
+            path is None
+            or counter is None
+            or not sb.utils.distributed.if_main_process()
+            or not os.path.isfile(path)
+        ):
+            return
+        with open(path, encoding="utf-8") as log:
+            lines = log.readlines()
+        kept = [
+            line
+            for line in lines
+            if (epoch := logged_epoch(line)) is None or epoch <= counter.current
+        ]
+        if len(kept) == len(lines):
+            return
+        logger.warning(
+            "%s: removed %d lines of epochs after the checkpoint recovered "
+            "(epoch %d); they are trained again",
+            path,
+            len(lines) - len(kept),
+            counter.current,
+        )
+        partial = f"{path}.partial"
+        with open(partial, "w", encoding="utf-8") as log:
+            log.writelines(kept)
+        os.replace(partial, path)
 
     @property
     def _valid_loss_applies(self):
@@ -276,6 +317,31 @@ class SpeakerBrain(sb.core.Brain):
                     device_ids=None,
                     find_unused_parameters=self.find_unused_parameters,
                 )
+
+
+def logged_epoch(line):
+    """The epoch of a train-log line written by SpeechBrain's
+    ``FileTrainLogger`` (``epoch: 3, lr: ... - train loss: ...``).
+
+    Arguments
+    ---------
+    line : str
+        One line of the train log.
+
+    Returns
+    -------
+    int or None
+        The epoch, or None for a line that names none.
+
+    Example
+    -------
+    >>> logged_epoch("epoch: 12, lr: 1.00e-03 - train loss: 1.5")
+    12
+    >>> print(logged_epoch("something else"))
+    None
+    """
+    match = re.match(r"epoch: (\d+)\b", line)
+    return None if match is None else int(match.group(1))
 
 
 def pairwise_eer(embeddings, labels, max_pairs=MAX_VALIDATION_PAIRS, seed=0):
