@@ -243,6 +243,57 @@ def distributed_batch_sampler(hparams, labels):
     return BatchShare(sampler, torch.distributed.get_rank(), world)
 
 
+def report_unreadable(listing):
+    """Logs how many distinct files of the listing of unreadable training
+    audio (written by data loading, possibly by several processes) were
+    replaced by other utterances of their speakers."""
+    if not os.path.exists(listing):
+        return
+    with open(listing, encoding="utf-8") as lines:
+        paths = {line.split("\t", 1)[0] for line in lines if line.strip()}
+    logger.warning(
+        "%d training files could not be read and were replaced by other "
+        "utterances of their speakers: listed in %s (fix or remove them)",
+        len(paths),
+        listing,
+    )
+
+
+def error_line(error):
+    """The one-line message for an error that stops the recipe.
+
+    An error raised in a DataLoader worker process reaches the main
+    process with the worker's traceback in its message; only the original
+    message is kept.
+
+    Arguments
+    ---------
+    error : Exception
+        The error.
+
+    Returns
+    -------
+    str
+        ``error: <message>``.
+
+    Example
+    -------
+    >>> error_line(ValueError("bad"))
+    'error: bad'
+    >>> error_line(ValueError(
+    ...     "Caught ValueError in DataLoader worker process 0.\\n"
+    ...     "Original Traceback (most recent call last):\\n"
+    ...     '  File "x.py", line 1, in f\\n'
+    ...     "ValueError: file a.wav is bad\\n"))
+    'error: file a.wav is bad'
+    """
+    message = str(error)
+    if "\nOriginal Traceback" in message:
+        last = message.strip().splitlines()[-1]
+        message = last.split(": ", 1)[-1]
+    return f"error: {message}"
+
+
 def count_speakers(csv_path):
     """Number of distinct speakers of a prepared CSV file."""
     with open(csv_path, encoding="utf-8", newline="") as csv_file:
@@ -252,15 +303,22 @@ def count_speakers(csv_path):
 def evaluate(brain, hparams, eval_csv, trials_file):
     """Embeds the evaluation utterances and scores the trial list."""
     trials = read_trials(trials_file)
-    embeddings = extract_embeddings(
-        brain.modules.embedding_model,
-        evaluation_dataset(eval_csv, hparams["sample_rate"]),
-        batch_size=hparams["eval_batch_size"],
-        window=hparams["eval_window_seconds"],
-        step=hparams["eval_step_seconds"],
-        sample_rate=hparams["sample_rate"],
-        device=brain.device,
-    )
+    try:
+        embeddings = extract_embeddings(
+            brain.modules.embedding_model,
+            evaluation_dataset(eval_csv, hparams["sample_rate"]),
+            batch_size=hparams["eval_batch_size"],
+            window=hparams["eval_window_seconds"],
+            step=hparams["eval_step_seconds"],
+            sample_rate=hparams["sample_rate"],
+            device=brain.device,
+        )
+    except AudioReadError as error:
+        raise AudioReadError(
+            f"{error} (an evaluation utterance of {eval_csv}): replace or "
+            "delete the file (and the trials naming it), then run the same "
+            "command again: training is not repeated, only the evaluation"
+        ) from None
     results = evaluate_scores(
         cosine_scores(trials, embeddings),
         trials,
@@ -316,7 +374,14 @@ def main(argv):
 
     label_encoder = hparams["label_encoder"]
     label_encoder.expect_len(n_speakers)
-    train_set = training_dataset(train_csv, hparams["chunker"], label_encoder)
+    unreadable_list = os.path.join(hparams["save_folder"], "unreadable.txt")
+    if sb.utils.distributed.if_main_process() and os.path.exists(
+        unreadable_list
+    ):
+        os.remove(unreadable_list)
+    train_set = training_dataset(
+        train_csv, hparams["chunker"], label_encoder, unreadable_list
+    )
     sb.utils.distributed.run_on_main(
         label_encoder.save,
         args=[os.path.join(hparams["save_folder"], "label_encoder.txt")],
@@ -333,6 +398,7 @@ def main(argv):
             label_encoder
             if hparams["valid_split"] == "utterance"
             else sb.dataio.encoder.CategoricalEncoder(),
+            unreadable_list,
         )
     hparams["wav_augment"] = waveform_augmentation(hparams)
     hparams["tensorboard_writer"] = tensorboard_writer(hparams)
@@ -353,6 +419,7 @@ def main(argv):
         },
         valid_loader_kwargs=hparams["valid_loader_options"],
     )
+    report_unreadable(unreadable_list)
     if trials_file is None:
         logger.warning("No --trials_file: training done, nothing evaluated.")
         return None
@@ -364,9 +431,9 @@ if __name__ == "__main__":
         main(sys.argv[1:])
     except (
         AudioReadError,
-        FileNotFoundError,
         HparamsError,
         NonFiniteLossError,
+        OSError,
         ValueError,
     ) as error:
-        sys.exit(f"error: {error}")
+        sys.exit(error_line(error))

@@ -71,6 +71,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from recipes.audio_conversion import CONVERTED_EXTENSIONS, convert_to_flac
+from speaker_metric_learning.data import check_data_csv
 
 logger = logging.getLogger(__name__)
 
@@ -418,6 +419,7 @@ def split_validation(
     ):
         logger.info("%s is up to date, skipping", valid_csv)
         return train_csv, valid_csv
+    check_data_csv(csv_file)
     with open(csv_file, newline="", encoding="utf-8") as file:
         rows = list(csv.reader(file))[1:]
     speakers = np.array([row[3] for row in rows])

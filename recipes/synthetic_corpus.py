@@ -476,7 +476,10 @@ def main(argv=None):
         "different-speaker pairs)",
     )
     args = parser.parse_args(argv)
-    generate_corpus(**vars(args))
+    try:
+        generate_corpus(**vars(args))
+    except (OSError, ValueError) as error:
+        parser.exit(1, f"error: {error}\n")
 
 
 def _log_uniform(rng, low, high):

@@ -16,7 +16,9 @@ Authors
  * speaker_metric_learning developers
 """
 
+import csv
 import logging
+import math
 import zlib
 
 import numpy as np
@@ -83,12 +85,103 @@ def read_audio(path, sample_rate=16000, start=0.0, duration=None):
         raise AudioReadError(f"audio file {path} holds no samples")
     if not np.isfinite(samples).all():
         raise AudioReadError(f"audio file {path} contains NaN or Inf samples")
-    waveform = torch.from_numpy(samples.mean(axis=1))
+    # One channel: a view, so that a long file is not copied once more.
+    mono = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)
+    waveform = torch.from_numpy(mono)
     if file_rate != sample_rate:
         waveform = torchaudio.functional.resample(
             waveform, file_rate, sample_rate
         )
     return waveform
+
+
+#: Columns of the data CSV files written by the recipe's preparation.
+DATA_CSV_COLUMNS = ("ID", "duration", "wav", "spk_id")
+
+
+def check_data_csv(path):
+    """Checks a data CSV file before SpeechBrain reads it.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        CSV with the columns ``ID,duration,wav,spk_id`` (more are allowed).
+
+    Returns
+    -------
+    int
+        Number of rows.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        Naming the file and line of the first problem: not UTF-8 text, a
+        missing column, a row with a missing field, an empty ID, wav path
+        or speaker, a duplicate ID, a duration that is not a positive
+        number; or no row at all.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = tempfile.mkdtemp() + "/data.csv"
+    >>> _ = open(path, "w").write("ID,duration,wav,spk_id\\ns/a,x,a.wav,s\\n")
+    >>> check_data_csv(path)
+    Traceback (most recent call last):
+    ...
+    ValueError: .../data.csv, line 2: duration 'x' is not a positive number \
+of seconds. Delete the file to prepare the data again.
+    """
+    redo = "Delete the file to prepare the data again."
+    try:
+        with open(path, encoding="utf-8", newline="") as csv_file:
+            rows = list(csv.reader(csv_file))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"data CSV file not found: {path}") from None
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(
+            f"{path} is not a CSV text file ({error}). {redo}"
+        ) from None
+    if not rows:
+        raise ValueError(f"{path} is empty: no header line. {redo}")
+    header = rows[0]
+    missing = [name for name in DATA_CSV_COLUMNS if name not in header]
+    if missing:
+        raise ValueError(
+            f"{path}, line 1: the header lacks the columns {missing} "
+            f"(expected {','.join(DATA_CSV_COLUMNS)}). {redo}"
+        )
+    columns = [header.index(name) for name in DATA_CSV_COLUMNS]
+    seen = set()
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise ValueError(
+                f"{path}, line {number}: {len(row)} fields where the header "
+                f"has {len(header)}. {redo}"
+            )
+        uid, duration, wav, speaker = (row[column] for column in columns)
+        if not (uid and wav and speaker):
+            raise ValueError(
+                f"{path}, line {number}: empty ID, wav or spk_id. {redo}"
+            )
+        if uid in seen:
+            raise ValueError(
+                f"{path}, line {number}: duplicate ID {uid}. {redo}"
+            )
+        seen.add(uid)
+        try:
+            seconds = float(duration)
+        except ValueError:
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError(
+                f"{path}, line {number}: duration {duration!r} is not a "
+                f"positive number of seconds. {redo}"
+            )
+    if len(rows) == 1:
+        raise ValueError(f"{path} holds no utterance. {redo}")
+    return len(rows) - 1
 
 
 class RandomChunker:
@@ -173,8 +266,106 @@ class RandomChunker:
         return waveform[:n_samples]
 
 
-def training_dataset(csv_path, chunker, label_encoder):
+class SpeakerSubstitutes:
+    """The chunk of an utterance, or of another utterance of its speaker
+    when its audio cannot be read.
+
+    Arguments
+    ---------
+    rows : dict
+        Utterance id to its CSV row (``wav``, ``duration``, ``spk_id``), in
+        CSV order (``DynamicItemDataset.data``).
+    chunker : callable
+        ``chunker(utterance_id, wav, duration) -> waveform``.
+    unreadable_list : str or os.PathLike, optional
+        File to which ``path<TAB>reason`` of every unreadable file is
+        appended, once per process.
+
+    Example
+    -------
+    >>> import tempfile, numpy as np, soundfile
+    >>> folder = tempfile.mkdtemp()
+    >>> soundfile.write(f"{folder}/good.wav", np.ones(8000), 16000)
+    >>> _ = open(f"{folder}/bad.wav", "wb").write(b"not audio")
+    >>> rows = {
+    ...     "s/bad": {"wav": f"{folder}/bad.wav", "duration": "1.0",
+    ...               "spk_id": "s"},
+    ...     "s/good": {"wav": f"{folder}/good.wav", "duration": "0.5",
+    ...                "spk_id": "s"},
+    ... }
+    >>> substitutes = SpeakerSubstitutes(rows, RandomChunker(0.25),
+    ...                                  f"{folder}/unreadable.txt")
+    >>> substitutes("s/bad").shape
+    torch.Size([4000])
+    >>> open(f"{folder}/unreadable.txt").read().startswith(
+    ...     f"{folder}/bad.wav")
+    True
+    """
+
+    def __init__(self, rows, chunker, unreadable_list=None):
+        self.rows = rows
+        self.chunker = chunker
+        self.unreadable_list = unreadable_list
+        self.by_speaker = {}
+        for utterance_id, row in rows.items():
+            self.by_speaker.setdefault(row["spk_id"], []).append(utterance_id)
+        self.reported = set()
+
+    def _chunk(self, utterance_id):
+        row = self.rows[utterance_id]
+        return self.chunker(utterance_id, row["wav"], float(row["duration"]))
+
+    def __call__(self, utterance_id):
+        try:
+            return self._chunk(utterance_id)
+        except AudioReadError as error:
+            first_error = error
+            self._report(utterance_id, error)
+        speaker = self.rows[utterance_id]["spk_id"]
+        others = self.by_speaker[speaker]
+        position = others.index(utterance_id)
+        for other in others[position + 1 :] + others[:position]:
+            try:
+                waveform = self._chunk(other)
+            except AudioReadError as error:
+                self._report(other, error)
+                continue
+            return waveform
+        raise AudioReadError(
+            f"no audio of speaker {speaker} can be read ({len(others)} "
+            f"files; {first_error}): fix or remove these files and prepare "
+            "the data again"
+        )
+
+    def _report(self, utterance_id, error):
+        """Logs and lists an unreadable file, once per process."""
+        path = self.rows[utterance_id]["wav"]
+        if path in self.reported:
+            return
+        self.reported.add(path)
+        logger.warning(
+            "%s; training uses other utterances of speaker %s instead%s",
+            error,
+            self.rows[utterance_id]["spk_id"],
+            f" (listed in {self.unreadable_list})"
+            if self.unreadable_list
+            else "",
+        )
+        if self.unreadable_list:
+            with open(self.unreadable_list, "a", encoding="utf-8") as listing:
+                listing.write(f"{path}\t{error}\n")
+
+
+def training_dataset(csv_path, chunker, label_encoder, unreadable_list=None):
     """Dataset of random chunks with their encoded speaker labels.
+
+    An utterance whose audio cannot be read (undecodable, NaN/Inf samples:
+    :class:`AudioReadError`) does not stop training: the chunk of the next
+    readable utterance of the same speaker (in CSV order) is used instead,
+    so labels and batch shapes are unchanged and runs stay reproducible.
+    Each such file is logged once per process and appended to
+    ``unreadable_list``; when no utterance of the speaker can be read, the
+    error is raised.
 
     Arguments
     ---------
@@ -184,6 +375,9 @@ def training_dataset(csv_path, chunker, label_encoder):
         Draws the chunk of each utterance.
     label_encoder : speechbrain.dataio.encoder.CategoricalEncoder
         Maps speaker ids to integers; filled from this CSV if empty.
+    unreadable_list : str or os.PathLike, optional
+        File to which ``path<TAB>reason`` of every unreadable file is
+        appended (once per process).
 
     Returns
     -------
@@ -206,12 +400,14 @@ def training_dataset(csv_path, chunker, label_encoder):
     >>> item["sig"].shape, int(item["spk_id_encoded"])
     (torch.Size([8000]), 0)
     """
+    check_data_csv(csv_path)
     dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path)
+    substitute = SpeakerSubstitutes(dataset.data, chunker, unreadable_list)
 
-    @sb.utils.data_pipeline.takes("id", "wav", "duration")
+    @sb.utils.data_pipeline.takes("id")
     @sb.utils.data_pipeline.provides("sig")
-    def audio_pipeline(utterance_id, wav, duration):
-        return chunker(utterance_id, wav, float(duration))
+    def audio_pipeline(utterance_id):
+        return substitute(utterance_id)
 
     @sb.utils.data_pipeline.takes("spk_id")
     @sb.utils.data_pipeline.provides("spk_id_encoded")
@@ -253,6 +449,7 @@ def evaluation_dataset(csv_path, sample_rate=16000):
     >>> evaluation_dataset(f"{folder}/test.csv")[0]["sig"].shape
     torch.Size([4000])
     """
+    check_data_csv(csv_path)
     dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path)
 
     @sb.utils.data_pipeline.takes("wav")

@@ -24,8 +24,11 @@ Authors
 """
 
 import difflib
+import inspect
 import io
 import os
+import pydoc
+import re
 
 import ruamel.yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
@@ -150,7 +153,80 @@ def load_hparams(path, overrides=None):
 for ...child.yaml. Did you mean: epochs? Options are the top-level names of \
 the hyperparameter files.
     """
-    return load_hyperpyyaml(_layered_text(path, overrides))
+    text = _layered_text(path, overrides)
+    try:
+        return load_hyperpyyaml(text)
+    except (ImportError, TypeError, ValueError) as error:
+        message = _construction_message(path, error)
+        if message is None:
+            raise
+        raise HparamsError(message) from None
+
+
+def _source_files(path):
+    """The file and the shared file it includes, if any."""
+    files = [path]
+    _, include = _include_entry(_read_yaml(path))
+    if include is not None:
+        files.append(
+            os.path.join(
+                os.path.dirname(os.path.abspath(path)),
+                include.tag.value[len(INCLUDE_TAG) :],
+            )
+        )
+    return files
+
+
+def _location(path, pattern):
+    """``file, line N`` of the first line matching ``pattern`` in the file
+    or its shared file, else the file name."""
+    for name in _source_files(path):
+        with open(name, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if re.search(pattern, line):
+                    return f"{name}, line {number}"
+    return str(path)
+
+
+def _construction_message(path, error):
+    """One line for a ``!new:``/``!name:`` entry that names an unknown
+    class or function, or gives it an unknown argument (None for other
+    errors)."""
+    text = str(error.args[0]) if error.args else ""
+    if isinstance(error, ImportError) and text.startswith("There is no such"):
+        dotted = text.rsplit(" ", 1)[-1]
+        module_name, _, name = dotted.rpartition(".")
+        module = pydoc.locate(module_name) if module_name else None
+        close = difflib.get_close_matches(name, dir(module) if module else [])
+        hint = f" Did you mean {module_name}.{close[0]}?" if close else ""
+        where = _location(path, re.escape(dotted) + r"\b")
+        return f"{where}: {text}.{hint}"
+    if isinstance(error, TypeError) and text.startswith("Invalid argument"):
+        dotted = text.rsplit(" ", 1)[-1]
+        detail = str(error.args[1]) if len(error.args) > 1 else ""
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", detail)
+        target = pydoc.locate(dotted)
+        if unknown is None or target is None:
+            where = _location(path, re.escape(dotted) + r"\b")
+            return f"{where}: {dotted}: {detail}"
+        argument = unknown.group(1)
+        known = list(inspect.signature(target).parameters)
+        close = difflib.get_close_matches(argument, known)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        where = _location(path, rf"^\s*{re.escape(argument)}\s*:")
+        return (
+            f"{where}: {dotted} has no argument '{argument}'.{hint} "
+            f"Its arguments are: {', '.join(known)}."
+        )
+    reference = re.fullmatch(r'The reference "([^"]+)" is not valid', text)
+    if isinstance(error, ValueError) and reference is not None:
+        name = reference.group(1)
+        known = _yaml().load(_layered_text(path, None)) or {}
+        close = difflib.get_close_matches(name.split("[")[0], list(known))
+        hint = f" Did you mean <{close[0]}>?" if close else ""
+        where = _location(path, f"<{re.escape(name)}>")
+        return f"{where}: !ref <{name}> names no entry.{hint}"
+    return None
 
 
 def resolved_hparams_text(path, overrides=None):

@@ -112,7 +112,7 @@ def main(argv=None):
         else:
             print(compare_results(args.folders, args.output))
             print(f"\nWrote {pathlib.Path(args.output) / 'comparison.md'}")
-    except (ValueError, FileNotFoundError) as error:
+    except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

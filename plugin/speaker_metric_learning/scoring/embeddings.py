@@ -6,6 +6,14 @@ embedded either whole (padded batches with relative lengths) or, as in Coria
 et al. (2020), as the average of the embeddings of sliding windows (3 s every
 0.1 s in the paper), several windows of several utterances per batch.
 
+Memory stays bounded whatever the audio: an utterance longer than
+``max_seconds`` (60 s by default; SincTDNN needs about 2.5 MB per second of
+audio, so a 2-hour recording embedded whole would need some 18 GB) is
+embedded as the average of the embeddings of consecutive windows of that
+length. An utterance shorter than the model's receptive field (its
+``min_samples``, 0.157 s for SincTDNN) is repeated to fill it, as training
+chunks are. Both are counted and logged.
+
 Results can be cached on disk: the cache file name is a hash of the model
 weights, the utterance ids (in order) and the extraction settings, so changing
 any of them recomputes the embeddings. The audio itself is not hashed:
@@ -14,10 +22,17 @@ clear the cache if files change under the same ids.
 
 import hashlib
 import json
+import logging
 import pathlib
 
 import torch
 from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+#: Longest utterance (seconds) embedded whole; longer ones are averaged
+#: windows of this length.
+MAX_WHOLE_SECONDS = 60.0
 
 
 def extract_embeddings(
@@ -30,6 +45,7 @@ def extract_embeddings(
     cache_dir=None,
     device="cpu",
     progress=True,
+    max_seconds=MAX_WHOLE_SECONDS,
 ):
     """Embeds every utterance with ``embedding_model``.
 
@@ -58,6 +74,10 @@ def extract_embeddings(
         Where to run the model.
     progress : bool
         Show a progress bar.
+    max_seconds : float, optional
+        Utterances (whole embedding) longer than this are embedded as the
+        average of consecutive windows of this length, the last one ending
+        at the end; None embeds every utterance whole.
 
     Returns
     -------
@@ -82,12 +102,16 @@ def extract_embeddings(
     if step is not None and window is None:
         raise ValueError("step is given without window: give both or neither.")
     ids, waveforms = _ids_and_waveforms(utterances)
+    waveforms = _LongEnough(
+        waveforms, getattr(embedding_model, "min_samples", 1)
+    )
     cache_file = None
     if cache_dir is not None:
         settings = {
             "window": window,
             "step": step,
             "sample_rate": sample_rate,
+            "max_seconds": max_seconds,
         }
         key = cache_key(embedding_model, ids, settings)
         cache_file = pathlib.Path(cache_dir) / f"embeddings-{key}.pt"
@@ -99,8 +123,16 @@ def extract_embeddings(
     try:
         with torch.no_grad():
             if window is None:
+                longest = None
+                if max_seconds is not None:
+                    longest = round(max_seconds * sample_rate)
                 embeddings = _embed_whole(
-                    embedding_model, waveforms, batch_size, device, progress
+                    embedding_model,
+                    waveforms,
+                    batch_size,
+                    device,
+                    progress,
+                    longest,
                 )
             else:
                 window_samples = round(window * sample_rate)
@@ -115,6 +147,14 @@ def extract_embeddings(
                 )
     finally:
         embedding_model.train(was_training)
+    if waveforms.repeated:
+        logger.warning(
+            "%d utterances shorter than the model's %.3f s were repeated to "
+            "fill it, e.g. %s",
+            len(waveforms.repeated),
+            waveforms.min_samples / sample_rate,
+            ids[waveforms.repeated[0]],
+        )
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"ids": ids, "embeddings": embeddings}, cache_file)
@@ -144,6 +184,30 @@ class _LazyWaveforms:
 
     def __getitem__(self, index):
         return _as_pair(self.dataset[index])[1]
+
+
+class _LongEnough:
+    """Waveforms repeated (wrapped around) to at least ``min_samples``,
+    with the indices of those that were."""
+
+    def __init__(self, waveforms, min_samples):
+        self.waveforms = waveforms
+        self.min_samples = int(min_samples)
+        self.repeated = []
+
+    def __len__(self):
+        return len(self.waveforms)
+
+    def __getitem__(self, index):
+        waveform = self.waveforms[index]
+        if len(waveform) == 0:
+            raise ValueError(f"utterance number {index} has no samples")
+        if len(waveform) >= self.min_samples:
+            return waveform
+        if index not in self.repeated:
+            self.repeated.append(index)
+        repeats = -(-self.min_samples // len(waveform))
+        return waveform.repeat(repeats)[: self.min_samples]
 
 
 def _as_pair(item):
@@ -190,16 +254,44 @@ def cache_key(embedding_model, ids, settings):
     return digest.hexdigest()[:16]
 
 
-def _embed_whole(model, waveforms, batch_size, device, progress):
-    """Embeds whole utterances in padded batches."""
-    chunks = []
-    starts = range(0, len(waveforms), batch_size)
-    for start in tqdm(starts, desc="embeddings", disable=not progress):
-        stop = min(start + batch_size, len(waveforms))
-        batch = [waveforms[i] for i in range(start, stop)]
-        wavs, lengths = pad_batch(batch)
-        chunks.append(_forward(model, wavs, lengths, device))
-    return torch.cat(chunks)
+def _embed_whole(model, waveforms, batch_size, device, progress, longest):
+    """Embeds whole utterances in padded batches; utterances of more than
+    ``longest`` samples (None: no limit) as averaged windows of that
+    length."""
+    embeddings = [None] * len(waveforms)
+    pending, averaged = [], 0
+
+    def flush():
+        wavs, lengths = pad_batch([waveform for _, waveform in pending])
+        embedded = _forward(model, wavs, lengths, device)
+        for (index, _), embedding in zip(pending, embedded, strict=True):
+            embeddings[index] = embedding
+        pending.clear()
+
+    for index in tqdm(
+        range(len(waveforms)), desc="embeddings", disable=not progress
+    ):
+        waveform = waveforms[index]
+        if longest is not None and len(waveform) > longest:
+            geometry = (longest, longest)
+            embeddings[index] = _embed_windows(
+                model, [waveform], geometry, batch_size, device, False
+            )[0]
+            averaged += 1
+            continue
+        pending.append((index, waveform))
+        if len(pending) == batch_size:
+            flush()
+    if pending:
+        flush()
+    if averaged:
+        logger.info(
+            "%d utterances longer than %d samples embedded as the average "
+            "of windows of that length (memory bound)",
+            averaged,
+            longest,
+        )
+    return torch.stack(embeddings)
 
 
 def pad_batch(waveforms):

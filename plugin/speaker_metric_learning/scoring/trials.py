@@ -295,11 +295,12 @@ class _Table:
         1-based line number of each row.
     """
 
-    def __init__(self, data, starts, ends, line_numbers):
+    def __init__(self, data, starts, ends, line_numbers, source="<bytes>"):
         self.data = data
         self.starts = starts
         self.ends = ends
         self.line_numbers = line_numbers
+        self.source = source
 
     @classmethod
     def from_bytes(cls, raw, source, layout):
@@ -332,6 +333,7 @@ class _Table:
             starts.reshape(-1, 3),
             ends.reshape(-1, 3),
             field_lines[0::3] + 1,
+            source,
         )
 
     def __len__(self):
@@ -353,6 +355,18 @@ class _Table:
             matrix[present, offset] = self.data[starts[present] + offset]
         return matrix.view(f"S{width}").reshape(-1)
 
+    def _path_id(self, raw, field, start, end):
+        """The id of one path field (``field``: its index among the path
+        fields, two per row), naming its line if it is not UTF-8."""
+        try:
+            return _without_extension(raw[start:end].decode())
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"{self.source}, line {self.line_numbers[field // 2]}: "
+                f"{raw[start:end]!r} is not UTF-8 text: save the file as "
+                "UTF-8."
+            ) from None
+
     def utterance_index(self):
         """Ids (paths without extension) of columns 1 and 2, indexed.
 
@@ -369,10 +383,13 @@ class _Table:
         # Distinct paths are few: decode them and strip their extensions,
         # then merge the paths that differ only by extension.
         raw = self.data.tobytes()
-        spans = zip(starts[first].tolist(), ends[first].tolist(), strict=True)
-        ids = [
-            _without_extension(raw[start:end].decode()) for start, end in spans
-        ]
+        spans = zip(
+            first.tolist(),
+            starts[first].tolist(),
+            ends[first].tolist(),
+            strict=True,
+        )
+        ids = [self._path_id(raw, *span) for span in spans]
         distinct = dict.fromkeys(ids)
         if len(distinct) == len(ids):
             return ids, path_index.reshape(-1, 2)
