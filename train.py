@@ -40,6 +40,7 @@ from speaker_metric_learning.data import (
     evaluation_dataset,
     training_dataset,
 )
+from speaker_metric_learning.export import load_pretrained_embedding_model
 from speaker_metric_learning.hyperparams import (
     HparamsError,
     load_hparams,
@@ -399,6 +400,10 @@ def main(argv):
             if hparams["valid_split"] == "utterance"
             else sb.dataio.encoder.CategoricalEncoder(),
             unreadable_list,
+        )
+    if hparams["pretrained"]:
+        load_pretrained_embedding_model(
+            hparams["embedding_model"], hparams["pretrained"]
         )
     hparams["wav_augment"] = waveform_augmentation(hparams)
     hparams["tensorboard_writer"] = tensorboard_writer(hparams)

@@ -149,3 +149,34 @@ def test_every_loss_file_trains_and_logs_its_statistics(corpus, tmp_path, loss):
         "active_fraction" if loss in ("contrastive", "triplet") else "accuracy"
     )
     assert expected in log
+
+
+def test_pretrained_starts_from_another_run_with_a_new_head(corpus, tmp_path):
+    common = [
+        f"--eval_folder={corpus / 'dev'}",
+        f"--trials_file={corpus / 'dev' / 'trials.txt'}",
+        *(option for option in TINY_RUN if "speakers_per_batch" not in option),
+        "--speakers_per_batch=3",
+    ]
+    first = train.main(
+        [
+            str(ROOT / "hparams" / "aam.yaml"),
+            f"--output_folder={tmp_path / 'a'}",
+            f"--data_folder={corpus / 'train'}",
+            *common,
+        ]
+    )
+    # no training: the evaluation sees exactly the pretrained embeddings,
+    # although the new run has another loss (and head)
+    second = train.main(
+        [
+            str(ROOT / "hparams" / "softmax.yaml"),
+            f"--output_folder={tmp_path / 'b'}",
+            f"--data_folder={corpus / 'dev'}",
+            f"--pretrained={tmp_path / 'a'}",
+            *common,
+            "--number_of_epochs=0",
+        ]
+    )
+    assert second["eer"]["value"] == first["eer"]["value"]
+    assert second["cllr"] == pytest.approx(first["cllr"])
