@@ -174,9 +174,8 @@ def test_gradients_reach_both_parameter_vectors():
 
 def test_gradients_match_finite_differences():
     sincnet = SincNet(n_filters=3, kernel_size=31, stride=3).double()
-    waveform = torch.randn(2, 100, dtype=torch.float64)
 
-    def output(low_offset, band_offset):
+    def output(waveform, low_offset, band_offset):
         parameters = {
             "low_offset_hz": low_offset,
             "band_offset_hz": band_offset,
@@ -184,11 +183,32 @@ def test_gradients_match_finite_differences():
         return torch.func.functional_call(sincnet, parameters, (waveform,))
 
     inputs = (
+        torch.randn(2, 100, dtype=torch.float64),
         torch.tensor([200.0, 1000.0, 4000.0], dtype=torch.float64),
         torch.tensor([100.0, 700.0, 2000.0], dtype=torch.float64),
     )
     inputs = tuple(x.requires_grad_() for x in inputs)
     assert torch.autograd.gradcheck(output, inputs, fast_mode=True)
+
+
+def test_gradients_equal_those_of_a_strided_convolution():
+    sincnet = SincNet().double()
+    waveform = torch.randn(2, 3000, dtype=torch.float64, requires_grad=True)
+    output_gradient = torch.randn(2, 80, sincnet.output_length(3000))
+    sincnet(waveform).backward(output_gradient.double())
+    ours = [
+        waveform.grad,
+        sincnet.low_offset_hz.grad,
+        sincnet.band_offset_hz.grad,
+    ]
+    waveform.grad = None
+    sincnet.zero_grad()
+    direct = F.conv1d(waveform[:, None], sincnet.filters()[:, None], stride=5)
+    direct.backward(output_gradient.double())
+    expected = [waveform.grad, sincnet.low_offset_hz.grad]
+    expected.append(sincnet.band_offset_hz.grad)
+    for gradient, reference in zip(ours, expected, strict=True):
+        torch.testing.assert_close(gradient, reference)
 
 
 @pytest.mark.parametrize("n_samples", [251, 255, 256, 1000, 4007, 48000])

@@ -257,8 +257,9 @@ class SincTDNN(nn.Module):
 
     A 3 s chunk at 16 kHz gives 351 frames after the front-end. ``scale``
     multiplies every hidden channel count (sinc filters, convolutions, TDNN)
-    uniformly, rounded, to fit small compute budgets; the cost scales
-    roughly with ``scale ** 2``. The embedding size is not scaled.
+    uniformly, rounded, to fit small compute budgets: the TDNN cost falls
+    roughly as ``scale ** 2``, the SincNet cost as ``scale``. The embedding
+    size is not scaled.
 
     Arguments
     ---------
