@@ -82,6 +82,8 @@ from speaker_metric_learning.scoring.trials import (
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 16000
 REFERENCE_SYSTEM = "aam"
+#: A run whose training loss fell by less than this fraction did not learn.
+STALLED_FRACTION = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -735,6 +737,29 @@ def load_scores(folder):
         return saved["scores"], saved["labels"]
 
 
+def train_losses(train_log):
+    """Training loss of the first and of the last epoch in a
+    ``train_log.txt`` (None when there is none).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> log = pathlib.Path(tempfile.mkdtemp()) / "train_log.txt"
+    >>> _ = log.write_text("epoch: 1 - train loss: 4.9\\nepoch: 2 - train "
+    ...                    "loss: 4.5, train accuracy: 0.1\\n")
+    >>> train_losses(log)
+    (4.9, 4.5)
+    """
+    if not pathlib.Path(train_log).exists():
+        return None
+    values = [
+        float(line.split("train loss: ")[1].split(",")[0])
+        for line in pathlib.Path(train_log).read_text().splitlines()
+        if "train loss: " in line
+    ]
+    return (values[0], values[-1]) if values else None
+
+
 def collect(layout, systems, seeds):
     """Everything finished: per-run, per-system and reference summaries."""
     summary = {"systems": {}, "references": {}}
@@ -755,6 +780,7 @@ def collect(layout, systems, seeds):
                 "wall_time": json.loads(timing_file.read_text())
                 if timing_file.exists()
                 else {},
+                "train_loss_first_last": train_losses(run / "train_log.txt"),
             }
         if runs:
             summary["systems"][system] = {"runs": runs}
@@ -872,7 +898,7 @@ def audio_seconds(folder):
     )
 
 
-def budget_arithmetic(throughput, budget, args, layout):
+def budget_arithmetic(throughput, budget, args, layout, summary):
     """The budget table and the arithmetic from measured throughput."""
     systems = throughput.get("systems", {})
     if not systems:
@@ -888,8 +914,8 @@ def budget_arithmetic(throughput, budget, args, layout):
     for system in args.systems:
         entry = systems[system]
         train = budget.steps * entry["s_per_step"]
-        # train.py embeds dev once, the robustness step dev + the variants.
-        evaluate = entry["embed_s_per_audio_s"] * (2 * dev + tests)
+        # evaluate-run embeds dev once and the variants' test utterances.
+        evaluate = entry["embed_s_per_audio_s"] * (dev + tests)
         total_train += len(args.seeds) * train
         total_eval += len(args.seeds) * evaluate
         lines.append(
@@ -903,7 +929,7 @@ def budget_arithmetic(throughput, budget, args, layout):
         f"thread, median of {args.throughput_steps} steps after one warm-up; "
         f"load average {throughput['load_average']:.1f} on the 2 cores, "
         "which other jobs share). Evaluation per run = embedding cost x "
-        f"(2 x {dev / 3600:.2f} h of dev audio + {tests / 3600:.2f} h of "
+        f"({dev / 3600:.2f} h of dev audio + {tests / 3600:.2f} h of "
         "test-side variants). Total = seeds x sum over systems of (steps x "
         f"s/step + evaluation) = {len(args.seeds)} x "
         f"{(total_train + total_eval) / len(args.seeds) / 60:.0f} min = "
@@ -911,6 +937,21 @@ def budget_arithmetic(throughput, budget, args, layout):
         f"{hours:.1f} h wall with {args.jobs} runs at once, plus data "
         "loading (decoded WAV: about 15 ms per batch) and start-up.",
     ]
+    walls = [
+        sum(v for k, v in run["wall_time"].items() if k.endswith("_s"))
+        for entry in summary["systems"].values()
+        for run in entry["runs"].values()
+        if run["wall_time"]
+    ]
+    if walls:
+        n_runs = len(args.systems) * len(args.seeds)
+        lines.append(
+            f"\nMeasured: {np.mean(walls) / 60:.0f} min wall per finished run "
+            f"({len(walls)} runs, training + evaluation, at the machine's "
+            f"load then), so {n_runs} runs take about "
+            f"{n_runs * np.mean(walls) / 3600 / args.jobs:.1f} h wall with "
+            f"{args.jobs} at once."
+        )
     return "\n".join(lines)
 
 
@@ -919,8 +960,8 @@ def report_tables(summary, tests, robustness_tests, throughput):
     lines = [
         "| System | params | EER % (mean ± sd) | minDCF 0.01 (mean ± sd) "
         "| EER % per seed [95 % CI] | ΔEER vs AAM, pts [95 % CI] | p "
-        "| wall min / run |",
-        "|---|---|---|---|---|---|---|---|",
+        "| last train loss | wall min / run |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for system, entry in summary["systems"].items():
         runs = entry["runs"]
@@ -944,19 +985,25 @@ def report_tables(summary, tests, robustness_tests, throughput):
             / 60
             for s in runs
         ]
+        losses = [
+            runs[s]["train_loss_first_last"][1]
+            for s in runs
+            if runs[s]["train_loss_first_last"] is not None
+        ]
         parameters = throughput.get(system, {}).get("parameters")
         lines.append(
             f"| {SYSTEMS[system].description} | "
             f"{'—' if parameters is None else f'{parameters / 1e3:.0f} k'} | "
             f"{mean_sd(eers, 100)} | {mean_sd(dcfs, 1, 3)} | {per_seed} | "
-            f"{delta} | {p} | {mean_sd(walls, 1, 1)} |"
+            f"{delta} | {p} | {mean_sd(losses, 1, 2) if losses else '—'} | "
+            f"{mean_sd(walls, 1, 1)} |"
         )
     for entry in summary["references"].values():
         clean = entry["clean"]
         lines.append(
             f"| *{entry['label']}* | — | {100 * clean['eer']:.2f} | "
             f"{clean['min_dcf']:.3f} | {100 * clean['eer']:.1f} "
-            f"{format_ci(clean['eer_ci'])} | — | — | — |"
+            f"{format_ci(clean['eer_ci'])} | — | — | — | — |"
         )
     robustness = [
         "| System | clean | " + " | ".join(VARIANTS) + " |",
@@ -1034,6 +1081,22 @@ def ranking_text(summary, tests):
         lines.append(
             "No significant difference from AAM: " + ", ".join(unclear) + "."
         )
+    stalled = [
+        system
+        for system, entry in systems.items()
+        if all(
+            run["train_loss_first_last"] is not None
+            and run["train_loss_first_last"][1]
+            > (1 - STALLED_FRACTION) * run["train_loss_first_last"][0]
+            for run in entry["runs"].values()
+        )
+    ]
+    if stalled:
+        lines.append(
+            "Did not learn at this budget (last-epoch training loss within "
+            f"{100 * STALLED_FRACTION:g} % of the first epoch's in every "
+            f"run): {', '.join(stalled)}; their ranking is noise."
+        )
     best = min(means, key=means.get)
     for entry in summary["references"].values():
         eer = entry["clean"]["eer"]
@@ -1103,7 +1166,7 @@ evaluation + robustness evaluation of one run, on the shared 2-core machine
 
 Budget arithmetic:
 
-{budget_arithmetic(throughput, budget, args, layout)}
+{budget_arithmetic(throughput, budget, args, layout, summary)}
 
 Robustness (EER %, mean ± sd over seeds; test side of every trial cut to
 2 s / 1 s at a seeded random offset, or with white noise at 5 dB SNR;
@@ -1128,6 +1191,51 @@ paired bootstrap p < 0.05):
         )
     )
     print(text)
+    if args.benchmarks_file:
+        update_section(args.benchmarks_file, text, layout.output / "det.png")
+
+
+def update_section(path, text, figure):
+    """Puts the report (its first heading and what follows) into a Markdown
+    file, replacing the section of the same heading, or appending it; the
+    figure link is made relative to the file.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> page = folder / "B.md"
+    >>> _ = page.write_text("# B\\n\\n## A\\nold\\n\\n## C\\nkept\\n")
+    >>> report = "## A\\nnew ![x](det.png)\\n"
+    >>> update_section(page, report, folder / "out" / "det.png")
+    >>> print(page.read_text())
+    # B
+    <BLANKLINE>
+    ## A
+    new ![x](out/det.png)
+    <BLANKLINE>
+    ## C
+    kept
+    <BLANKLINE>
+    """
+    path = pathlib.Path(path)
+    heading = text.splitlines()[0]
+    relative = os.path.relpath(figure, path.resolve().parent)
+    text = text.replace("](det.png)", f"]({pathlib.Path(relative).as_posix()})")
+    old = path.read_text() if path.exists() else ""
+    if heading in old.splitlines():
+        start = old.index(heading + "\n")
+        following = old.find("\n## ", start + len(heading))
+        rest = "" if following < 0 else old[following + 1 :]
+        new = (
+            old[:start]
+            + text.rstrip("\n")
+            + "\n"
+            + ("\n" + rest if rest else "")
+        )
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    path.write_text(new)
 
 
 # ------------------------------------------------------------------ main
@@ -1175,6 +1283,11 @@ def parse_arguments(argv=None):
     )
     parser.add_argument("--variant_seed", type=int, default=0)
     parser.add_argument("--throughput_steps", type=int, default=5)
+    parser.add_argument(
+        "--benchmarks_file",
+        help="also put the report into this Markdown file (e.g. "
+        "BENCHMARKS.md), replacing its section of the same heading",
+    )
     for field in dataclasses.fields(Budget):
         parser.add_argument(
             f"--{field.name}", type=type(field.default), default=field.default
