@@ -43,6 +43,7 @@ import pydoc
 import re
 import shutil
 import sys
+import tempfile
 
 import ruamel.yaml
 import torch
@@ -873,6 +874,45 @@ def export_model(source, output_folder, onnx=False, overwrite=False):
             f"be exported to ONNX ({onnx_error})"
         )
     return output
+
+
+def load_model(source, run_opts=None):
+    """Loads an exported model folder, a run or a checkpoint for verification.
+
+    An exported folder is checked and loaded with :func:`load_exported`. A
+    ``train.py`` output folder (its latest checkpoint) or a ``save/CKPT+*``
+    folder is first exported to a temporary folder with
+    :func:`export_model`, so that only the run's ``embedding_model`` is
+    built, from the same allow-listed definition, and its weights are read
+    with ``weights_only=True``.
+
+    Arguments
+    ---------
+    source : str or pathlib.Path
+        An exported model folder, a run folder or a checkpoint folder.
+    run_opts : dict, optional
+        SpeechBrain run options, e.g. ``{"device": "cpu"}``.
+
+    Returns
+    -------
+    speechbrain.inference.speaker.SpeakerRecognition
+        Its ``mods.embedding_model`` is the network, ``hparams.sample_rate``
+        its input rate.
+
+    Example
+    -------
+    >>> load_model("/no/such/run")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: /no/such/run is neither a train.py output folder \
+(with hyperparams.yaml and save/) nor one of its save/CKPT+* folders
+    """
+    folder = pathlib.Path(source)
+    if (folder / HYPERPARAMS_FILE).is_file() and not (folder / "save").is_dir():
+        return load_exported(folder, run_opts=run_opts)
+    with tempfile.TemporaryDirectory() as temporary:
+        exported = export_model(folder, pathlib.Path(temporary) / "model")
+        return load_exported(exported, run_opts=run_opts)
 
 
 def main(argv=None):

@@ -7,6 +7,11 @@ Usage::
 
     python -m speaker_metric_learning.scoring score-file SCORES --trials TRIALS
         [-o FOLDER] [--name NAME] [--bootstrap N] [--resample-speakers]
+    python -m speaker_metric_learning.scoring score-model MODEL
+        --eval_folder DIR --trials TRIALS [-o FOLDER] [--name NAME]
+        [--window SECONDS [--step SECONDS]] [--batch_size N]
+        [--cohort_folder DIR [--cohort_utterances N] [--top_k K]]
+        [--bootstrap N] [--cache_dir DIR]
     python -m speaker_metric_learning.scoring compare DIR1 DIR2 ... -o OUT
     python -m speaker_metric_learning.scoring fingerprint TRIALS
 
@@ -15,19 +20,52 @@ extensions ignored); ``TRIALS`` has ``label enrol test`` lines (``.gz``
 accepted). ``score-file`` prints the trial fingerprint and the metrics, and
 with ``-o`` writes a results folder (see ``compare``); ``compare`` prints a
 Markdown table and writes ``comparison.md`` and an overlaid ``det.png``.
+
+``score-model`` evaluates a model: ``MODEL`` is an exported model folder
+(``speaker_metric_learning.export``; its ``hyperparams.yaml`` is checked
+before anything is built and its weights are read with ``weights_only``), a
+``train.py`` output folder (latest checkpoint) or one of its ``save/CKPT+*``
+folders. The utterances of the trial list are read from ``--eval_folder``
+(the trial path, e.g. ``spk0041/utt0002.wav``, below it; the trial list's
+extension is not kept, so ``.wav``, ``.flac``, ``.ogg``, ``.opus``, ``.mp3``
+or no extension are tried), embedded whole (or as the average of
+``--window`` windows every ``--step`` seconds) and scored by cosine
+similarity: the same scores as ``train.py``'s evaluation. With
+``--cohort_folder`` (speaker folders ``<spk>/...`` or ``wav/<spk>/...``),
+the first ``--cohort_utterances`` audio files of each speaker (sorted
+paths) are embedded, each speaker's mean normalised embedding joins the
+cohort, and the scores are also s-normalised (adaptive s-norm with
+``--top_k``, see ``normalization``). ``-o FOLDER`` receives the results
+folder of the raw cosine scores, and, with a cohort, ``FOLDER/snorm`` (or
+``FOLDER/asnorm-top<K>``) that of the normalised scores, as a second system
+on the same trial list (``compare FOLDER FOLDER/snorm`` tabulates both).
 """
 
 import argparse
 import pathlib
 import sys
 
+from speaker_metric_learning.data import AudioReadError, read_audio
 from speaker_metric_learning.scoring.compare import (
     compare_results,
     compute_results,
     evaluate_scores,
     format_table,
 )
-from speaker_metric_learning.scoring.trials import read_scores, read_trials
+from speaker_metric_learning.scoring.embeddings import extract_embeddings
+from speaker_metric_learning.scoring.normalization import (
+    normalized_cosine_scores,
+    speaker_centroids,
+)
+from speaker_metric_learning.scoring.trials import (
+    _first_line,
+    cosine_scores,
+    read_scores,
+    read_trials,
+)
+
+#: Extensions tried, in this order, for a trial path without its extension.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 
 
 def build_parser():
@@ -69,6 +107,7 @@ def build_parser():
         "e.g. id10270) instead of trials",
     )
     score.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    _add_score_model_parser(commands)
     compare = commands.add_parser(
         "compare", help="compare results folders on the same trial list"
     )
@@ -109,10 +148,12 @@ def main(argv=None):
             print(read_trials(args.trials).fingerprint)
         elif args.command == "score-file":
             _score_file(args)
+        elif args.command == "score-model":
+            _score_model(args)
         else:
             print(compare_results(args.folders, args.output))
             print(f"\nWrote {pathlib.Path(args.output) / 'comparison.md'}")
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, AudioReadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
@@ -145,3 +186,260 @@ def _score_file(args):
     print(format_table([results]))
     if args.output is not None:
         print(f"\nWrote {pathlib.Path(args.output) / 'results.json'}")
+
+
+def _add_score_model_parser(commands):
+    """Adds the ``score-model`` command to the subcommands."""
+    parser = commands.add_parser(
+        "score-model",
+        help="embed and score a trial list with a model (exported folder, "
+        "train.py run or checkpoint)",
+    )
+    parser.add_argument(
+        "model", help="exported model folder, train.py run or CKPT+ folder"
+    )
+    parser.add_argument(
+        "--eval_folder", required=True, help="folder the trial paths are in"
+    )
+    parser.add_argument("--trials", required=True, help="trial list")
+    parser.add_argument("-o", "--output", help="results folder to write")
+    parser.add_argument("--name", help="system name (default: model folder)")
+    parser.add_argument(
+        "--window",
+        type=float,
+        metavar="SECONDS",
+        help="average the embeddings of windows this long (default: whole "
+        "utterances)",
+    )
+    parser.add_argument(
+        "--step", type=float, metavar="SECONDS", help="window step"
+    )
+    parser.add_argument(
+        "--batch_size", type=int, default=16, help="utterances per batch"
+    )
+    parser.add_argument(
+        "--cohort_folder",
+        help="speaker folders (<spk>/... or wav/<spk>/...) for s-norm",
+    )
+    parser.add_argument(
+        "--cohort_utterances",
+        type=int,
+        default=5,
+        metavar="N",
+        help="audio files embedded per cohort speaker",
+    )
+    parser.add_argument(
+        "--top_k",
+        type=int,
+        metavar="K",
+        help="adaptive s-norm with the K closest cohort speakers",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="bootstrap replicates for the 95%% CIs (0: none)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--cache_dir", help="folder of cached embeddings")
+
+
+def find_audio(folder, utterance):
+    """The audio file of a trial utterance id (path without extension).
+
+    Arguments
+    ---------
+    folder : str or pathlib.Path
+        The folder trial paths are relative to.
+    utterance : str
+        Utterance id, e.g. ``spk0041/utt0002``.
+
+    Returns
+    -------
+    pathlib.Path or None
+        ``folder / utterance`` itself if it is a file, else the first of
+        ``folder / (utterance + extension)`` that exists for the extensions
+        of ``AUDIO_EXTENSIONS``; None if there is none.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> (folder / "spk").mkdir()
+    >>> (folder / "spk" / "a.flac").touch()
+    >>> find_audio(folder, "spk/a").name, find_audio(folder, "spk/b")
+    ('a.flac', None)
+    """
+    path = pathlib.Path(folder) / utterance
+    if path.is_file():
+        return path
+    for extension in AUDIO_EXTENSIONS:
+        candidate = path.with_name(path.name + extension)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def cohort_files(folder, per_speaker):
+    """The first audio files (sorted paths) of each speaker of a folder.
+
+    Arguments
+    ---------
+    folder : str or pathlib.Path
+        Speaker folders ``<spk>/...``, or a corpus part with ``wav/<spk>/...``.
+    per_speaker : int
+        Files kept per speaker (at most).
+
+    Returns
+    -------
+    list of tuple
+        ``(speaker, path)`` pairs, by speaker then path.
+
+    Raises
+    ------
+    ValueError
+        If no speaker folder holds an audio file.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ["wav/s1/b.wav", "wav/s1/a.wav", "wav/s2/x/c.flac"]:
+    ...     (root / name).parent.mkdir(parents=True, exist_ok=True)
+    ...     (root / name).touch()
+    >>> [(s, p.name) for s, p in cohort_files(root, 1)]
+    [('s1', 'a.wav'), ('s2', 'c.flac')]
+    """
+    root = pathlib.Path(folder)
+    if (root / "wav").is_dir():
+        root = root / "wav"
+    if not root.is_dir():
+        raise FileNotFoundError(f"cohort folder not found: {root}")
+    pairs = []
+    for speaker in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(
+            path
+            for path in speaker.rglob("*")
+            if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file()
+        )
+        pairs += [(speaker.name, path) for path in files[:per_speaker]]
+    if not pairs:
+        raise ValueError(
+            f"{root} holds no speaker folder with audio files "
+            f"({', '.join(AUDIO_EXTENSIONS)}): give a folder of <spk>/... "
+            "or wav/<spk>/... audio files as --cohort_folder."
+        )
+    return pairs
+
+
+class _AudioFiles:
+    """``(id, waveform)`` items read when indexed (bounded memory)."""
+
+    def __init__(self, ids, paths, sample_rate):
+        self.data_ids = list(ids)
+        self.paths = list(paths)
+        self.sample_rate = sample_rate
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        audio = read_audio(str(self.paths[index]), self.sample_rate)
+        return self.data_ids[index], audio
+
+
+def _trial_audio(trials, folder):
+    """Audio file of every trial utterance; a missing one is an error
+    naming the file and the first trial line that uses it."""
+    paths = []
+    for utterance in trials.utterances:
+        path = find_audio(folder, utterance)
+        if path is None:
+            line = _first_line(trials, utterance)
+            raise FileNotFoundError(
+                f"no audio file for '{utterance}' ({trials.source}, line "
+                f"{line}): {pathlib.Path(folder) / utterance} (with "
+                f"{', '.join(AUDIO_EXTENSIONS)} or no extension) does not "
+                "exist; check --eval_folder or fix the trial list."
+            )
+        paths.append(path)
+    return paths
+
+
+def _score_model(args):
+    """The ``score-model`` command."""
+    # Imported here: SpeechBrain's inference modules load slowly.
+    from speaker_metric_learning.export import load_model
+
+    trials = read_trials(args.trials)
+    print(trials.fingerprint)
+    paths = _trial_audio(trials, args.eval_folder)
+    if args.top_k is not None and args.cohort_folder is None:
+        raise ValueError("--top_k needs --cohort_folder (the cohort).")
+    verification = load_model(args.model, run_opts={"device": "cpu"})
+    model = verification.mods.embedding_model
+    sample_rate = verification.hparams.sample_rate
+    settings = {
+        "batch_size": args.batch_size,
+        "window": args.window,
+        "step": args.step,
+        "sample_rate": sample_rate,
+        "cache_dir": args.cache_dir,
+    }
+    embeddings = extract_embeddings(
+        model,
+        _AudioFiles(trials.utterances, paths, sample_rate),
+        **settings,
+    )
+    name = args.name or pathlib.Path(args.model).resolve().name
+    extra = {
+        "model": str(args.model),
+        "eval_folder": str(args.eval_folder),
+        "window": args.window,
+        "step": args.step,
+    }
+    systems = [(name, cosine_scores(trials, embeddings), args.output, extra)]
+    if args.cohort_folder is not None:
+        pairs = cohort_files(args.cohort_folder, args.cohort_utterances)
+        ids = [str(path) for _, path in pairs]
+        _, cohort_embeddings = extract_embeddings(
+            model,
+            _AudioFiles(ids, [path for _, path in pairs], sample_rate),
+            **settings,
+        )
+        speakers, cohort = speaker_centroids(
+            cohort_embeddings, [speaker for speaker, _ in pairs]
+        )
+        _, normalized = normalized_cosine_scores(
+            trials, embeddings, cohort, args.top_k
+        )
+        method = "snorm" if args.top_k is None else f"asnorm-top{args.top_k}"
+        folder = None
+        if args.output is not None:
+            folder = pathlib.Path(args.output) / method
+        cohort_extra = {
+            "normalization": method,
+            "cohort_folder": str(args.cohort_folder),
+            "cohort_speakers": len(speakers),
+            "cohort_utterances": len(pairs),
+        }
+        systems.append(
+            (f"{name} {method}", normalized, folder, {**extra, **cohort_extra})
+        )
+    all_results = []
+    for system_name, scores, folder, metadata in systems:
+        common = {
+            "scores": scores,
+            "trials": trials,
+            "system_name": system_name,
+            "n_replicates": args.bootstrap,
+            "seed": args.seed,
+            "extra": metadata,
+        }
+        if folder is None:
+            all_results.append(compute_results(**common))
+        else:
+            all_results.append(evaluate_scores(output_folder=folder, **common))
+            print(f"Wrote {pathlib.Path(folder) / 'results.json'}")
+    print(format_table(all_results))
