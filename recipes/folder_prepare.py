@@ -71,7 +71,6 @@ import soundfile as sf
 from tqdm import tqdm
 
 from recipes.audio_conversion import CONVERTED_EXTENSIONS, convert_to_flac
-from speaker_metric_learning.data import check_data_csv
 
 logger = logging.getLogger(__name__)
 
@@ -419,6 +418,10 @@ def split_validation(
     ):
         logger.info("%s is up to date, skipping", valid_csv)
         return train_csv, valid_csv
+    # imported here: it pulls in torch and SpeechBrain, which the scan of a
+    # folder (and each of its worker processes) does without
+    from speaker_metric_learning.data import check_data_csv
+
     check_data_csv(csv_file)
     with open(csv_file, newline="", encoding="utf-8") as file:
         rows = list(csv.reader(file))[1:]
@@ -678,7 +681,8 @@ def _convert(root, files, converted_folder, progress, workers):
 
 
 def _scan(root, files, progress, converted=None, workers=None):
-    """``scan_folder`` on the listed ``(path, size, mtime)`` files; also
+    """``scan_folder`` on the listed ``(relative path, size, mtime)`` files;
+    also
     returns the ``(sample_rate, channels)`` of every utterance."""
     converted = converted or {}
     jobs = []
