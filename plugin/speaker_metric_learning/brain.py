@@ -30,12 +30,14 @@ Authors
  * speaker_metric_learning developers
 """
 
+import json
 import logging
 import os
 import re
 
 import speechbrain as sb
 import torch
+import yaml
 from torch.nn.parallel import DistributedDataParallel
 
 from speaker_metric_learning.losses import TrainingHealth
@@ -45,12 +47,16 @@ logger = logging.getLogger(__name__)
 
 #: Pairs of validation embeddings scored for the validation EER.
 MAX_VALIDATION_PAIRS = 2_000_000
+#: Entry of the Brain's checkpoint file holding the epoch's statistics so
+#: far (intra-epoch checkpoints).
+EPOCH_STATE_KEY = "speaker_brain_epoch_state"
 
 
 class NonFiniteLossError(RuntimeError):
     """Raised when a training batch gives a NaN or infinite loss."""
 
 
+@sb.utils.checkpoints.register_checkpoint_hooks
 class SpeakerBrain(sb.core.Brain):
     """Trains ``modules.embedding_model`` with ``modules.loss``.
 
@@ -62,7 +68,8 @@ class SpeakerBrain(sb.core.Brain):
     with the ids of the batch when the loss is not finite; on recovery,
     drops the train-log lines of epochs that the checkpoint does not hold
     (a kill between logging and saving), so that every epoch is logged
-    once; and wraps modules
+    once, and an epoch resumed from an intra-epoch checkpoint logs the
+    statistics of all its batches; and wraps modules
     for CPU (gloo) DDP without the SyncBatchNorm conversion that gloo lacks.
 
     Example
@@ -215,10 +222,53 @@ class SpeakerBrain(sb.core.Brain):
         """The hyperparameter ``name``, None when absent."""
         return getattr(getattr(self, "hparams", None), name, None)
 
+    @sb.utils.checkpoints.mark_as_saver
+    def _save(self, path):
+        """SpeechBrain's step counts, plus the training statistics of the
+        epoch so far."""
+        super()._save(path)
+        state = {
+            "stage_statistics": {
+                name: list(pair)
+                for name, pair in getattr(self, "_stage_statistics", {}).items()
+            },
+            "health": vars(getattr(self, "health", TrainingHealth())),
+        }
+        plain = json.loads(json.dumps(state, default=float))
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(
+                yaml.safe_dump({EPOCH_STATE_KEY: plain}, sort_keys=False)
+            )
+
+    @sb.utils.checkpoints.mark_as_loader
+    def _recover(self, path, end_of_epoch):
+        """Recovers SpeechBrain's step counts, and after an intra-epoch
+        checkpoint the statistics of the epoch so far. An end-of-epoch
+        checkpoint, saved when the training stage ends (before SpeechBrain
+        resets them), holds the finished epoch's step count and mean loss:
+        they are reset, or they would leak into the next epoch's mean."""
+        super()._recover(path, end_of_epoch)
+        if end_of_epoch:
+            self.step, self.avg_train_loss = 0, 0.0
+        with open(path, encoding="utf-8") as file:
+            saved = yaml.safe_load(file)
+        self._resumed_epoch_state = (
+            None if end_of_epoch else saved.get(EPOCH_STATE_KEY)
+        )
+
     def on_stage_start(self, stage, epoch=None):
-        """Re-seeds the epoch's chunks and batches; resets statistics."""
+        """Re-seeds the epoch's chunks and batches; resets statistics (or
+        restores those of an epoch resumed mid-way)."""
         self._stage_statistics = {}
         self._valid_embeddings, self._valid_labels = [], []
+        resumed = getattr(self, "_resumed_epoch_state", None)
+        if stage == sb.Stage.TRAIN and resumed:
+            self._stage_statistics = {
+                name: tuple(pair)
+                for name, pair in resumed["stage_statistics"].items()
+            }
+            vars(self.health).update(resumed["health"])
+        self._resumed_epoch_state = None
         if stage == sb.Stage.TRAIN and epoch is not None:
             seeded = (
                 getattr(self.hparams, "chunker", None),
