@@ -13,6 +13,7 @@ import shutil
 import string
 import subprocess
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -421,6 +422,30 @@ def test_long_utterances_are_averaged_windows_of_bounded_length():
     ]
     assert embeddings[1].tolist() == [1.0, 1.0]
     assert model.longest_input == 400
+
+
+def test_a_long_file_costs_only_its_chunk_in_training(tmp_path):
+    path = tmp_path / "long.wav"
+    minutes, rate = 10, 16000
+    with soundfile.SoundFile(
+        path, "w", samplerate=rate, channels=1, subtype="PCM_16"
+    ) as long_file:
+        for _ in range(minutes):
+            long_file.write(np.full(60 * rate, 0.1, dtype=np.float32))
+    chunker = RandomChunker(1.0, rate, seed=0)
+
+    def peak_bytes(read):
+        tracemalloc.start()
+        try:
+            read()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    chunk_peak = peak_bytes(lambda: chunker("spk/long", str(path), 600.0))
+    whole_peak = peak_bytes(lambda: read_audio(str(path)))
+    assert chunk_peak < 1e6  # 1 s of float32 is 64 kB
+    assert whole_peak >= 4 * minutes * 60 * rate  # the measure sees arrays
 
 
 def test_unreadable_training_file_is_replaced_by_its_speaker(tmp_path, caplog):
