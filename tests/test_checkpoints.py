@@ -17,8 +17,8 @@ from speechbrain.utils.checkpoints import (
 
 from speaker_metric_learning.checkpoints import (
     AtomicCheckpointer,
+    checkpoint_status,
     incomplete_checkpoint_folders,
-    is_complete_checkpoint,
 )
 
 BLOB_BYTES = 2**20
@@ -95,18 +95,23 @@ def test_save_interrupted_in_a_file_leaves_the_previous_checkpoint(
     assert not broken.exists()
 
 
-def test_truncated_or_missing_file_is_no_checkpoint(tmp_path):
+def test_truncated_or_missing_file_is_no_checkpoint(tmp_path, caplog):
     saver = checkpointer(tmp_path, a=Blob(1), b=Blob(1))
     older = saver.save_checkpoint(meta={"epoch": 1})
     saver.recoverables["a"].value = 2
     newer = saver.save_checkpoint(meta={"epoch": 2})
-    assert is_complete_checkpoint(newer.path)
+    assert checkpoint_status(newer.path) == "complete"
     with open(newer.path / "a.ckpt", "r+b") as file:
         file.truncate(BLOB_BYTES - 1)
-    assert not is_complete_checkpoint(newer.path)
+    # changed since the save: not loaded, but not deleted either
+    assert checkpoint_status(newer.path) == "modified"
     assert saver.find_checkpoint().path == older.path
+    assert saver.recover_if_possible().path == older.path
+    assert newer.path.exists() and "Ignoring" in caplog.text
     (newer.path / "a.ckpt").unlink()  # an interrupted deletion
     assert incomplete_checkpoint_folders(tmp_path) == [newer.path]
+    saver.recover_if_possible()
+    assert not newer.path.exists()
 
 
 def test_saved_meta_matches_speechbrain_meta(tmp_path):

@@ -14,7 +14,9 @@ last, through a temporary file renamed into place (a rename is atomic), and
 records the size of every parameter file; a folder is a checkpoint only
 when its meta file exists and every file it lists has that size. Folders
 left incomplete by an interrupted save or deletion are thus never loaded
-(the previous checkpoint is), and are removed at the next recovery.
+(the previous checkpoint is), and are removed at the next recovery; a
+folder whose files changed size since the save (edited or damaged) is not
+loaded either, but is kept, with a warning.
 
 Authors
  * speaker_metric_learning developers
@@ -97,7 +99,7 @@ class AtomicCheckpointer(Checkpointer):
         return [
             path
             for path in super()._list_checkpoint_dirs()
-            if is_complete_checkpoint(path)
+            if checkpoint_status(path) == "complete"
         ]
 
     def recover_if_possible(self, *args, **kwargs):
@@ -117,15 +119,18 @@ class AtomicCheckpointer(Checkpointer):
                     folder,
                 )
                 shutil.rmtree(folder)
+            for folder in sorted(self.checkpoints_dir.glob(CKPT_PREFIX + "+*")):
+                if checkpoint_status(folder) == "modified":
+                    logger.warning(
+                        "Ignoring %s: its files differ in size from those "
+                        "saved (edited or damaged since); it is left as is",
+                        folder,
+                    )
         return super().recover_if_possible(*args, **kwargs)
 
 
-def is_complete_checkpoint(folder):
-    """Whether a checkpoint folder holds its meta file and every file the
-    meta file lists, with the recorded size.
-
-    Checkpoints written by SpeechBrain's own ``Checkpointer`` list no files:
-    they count as complete when their meta file can be read.
+def checkpoint_status(folder):
+    """What a checkpoint folder holds.
 
     Arguments
     ---------
@@ -134,35 +139,44 @@ def is_complete_checkpoint(folder):
 
     Returns
     -------
-    bool
+    str
+        ``"complete"``: the meta file, and every file it lists with the
+        recorded size (checkpoints of SpeechBrain's own ``Checkpointer``
+        list no files: complete when their meta file can be read);
+        ``"interrupted"``: no readable meta file (a save in progress writes
+        it last) or a listed file is missing (a deletion in progress);
+        ``"modified"``: a listed file has another size than when it was
+        saved (edited or damaged since).
 
     Example
     -------
     >>> import tempfile
     >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> checkpoint_status(folder)
+    'interrupted'
     >>> _ = (folder / "CKPT.yaml").write_text("files: {model.ckpt: 3}\\n")
-    >>> is_complete_checkpoint(folder)
-    False
     >>> _ = (folder / "model.ckpt").write_bytes(b"abc")
-    >>> is_complete_checkpoint(folder)
-    True
+    >>> checkpoint_status(folder)
+    'complete'
+    >>> _ = (folder / "model.ckpt").write_bytes(b"abcd")
+    >>> checkpoint_status(folder)
+    'modified'
     """
     folder = pathlib.Path(folder)
     try:
         with open(folder / METAFNAME, encoding="utf-8") as meta_file:
-            meta = yaml.safe_load(meta_file)
-        files = meta.get(FILES_KEY, {})
-        return all(
-            (folder / name).stat().st_size == size
-            for name, size in files.items()
-        )
+            files = yaml.safe_load(meta_file).get(FILES_KEY, {})
+        sizes = {name: (folder / name).stat().st_size for name in files}
     except (OSError, yaml.YAMLError, AttributeError):
-        return False
+        return "interrupted"
+    if any(sizes[name] != size for name, size in files.items()):
+        return "modified"
+    return "complete"
 
 
 def incomplete_checkpoint_folders(checkpoints_dir):
     """Checkpoint folders left incomplete by an interrupted save or
-    deletion.
+    deletion (see :func:`checkpoint_status`).
 
     Arguments
     ---------
@@ -172,8 +186,7 @@ def incomplete_checkpoint_folders(checkpoints_dir):
     Returns
     -------
     list of pathlib.Path
-        Sorted ``CKPT+...`` folders that are not complete checkpoints
-        (see :func:`is_complete_checkpoint`).
+        Sorted ``CKPT+...`` folders whose status is ``"interrupted"``.
 
     Example
     -------
@@ -191,5 +204,5 @@ def incomplete_checkpoint_folders(checkpoints_dir):
         for path in folder.iterdir()
         if path.is_dir()
         and path.name.startswith(CKPT_PREFIX + "+")
-        and not is_complete_checkpoint(path)
+        and checkpoint_status(path) == "interrupted"
     )
