@@ -56,7 +56,6 @@ Authors
 """
 
 import collections
-import concurrent.futures
 import csv
 import dataclasses
 import hashlib
@@ -96,7 +95,7 @@ PLAIN_WAV_FORMATS = (1, 3)
 VALIDATION_SPLITS = ("speaker", "utterance")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Utterance:
     """One row of the data CSV.
 
@@ -682,44 +681,51 @@ def _convert(root, files, converted_folder, progress, workers):
 
 def _scan(root, files, progress, converted=None, workers=None):
     """``scan_folder`` on the listed ``(relative path, size, mtime)`` files;
-    also
-    returns the ``(sample_rate, channels)`` of every utterance."""
+    also returns the ``(sample_rate, channels)`` of every utterance."""
     converted = converted or {}
-    jobs = []
-    for relative, size, _ in files:
-        audio, failure = os.path.join(root, relative), None
+
+    def job(relative, size):
+        """``(relative path, size, audio path, conversion failure)``."""
         target = converted.get(relative)
         if isinstance(target, str):  # why the conversion failed
-            audio, failure = None, target
-        elif target is not None:
-            audio = str(target)
-        jobs.append((relative, size, audio, failure))
+            return relative, size, None, target
+        audio = os.path.join(root, relative) if target is None else target
+        return relative, size, str(audio), None
+
+    tasks = (
+        (
+            str(root),
+            [
+                job(relative, size)
+                for relative, size, _ in files[start : start + FILES_PER_TASK]
+            ],
+        )
+        for start in range(0, len(files), FILES_PER_TASK)
+    )
     bar = tqdm(
-        total=len(jobs),
+        total=len(files),
         desc=f"Scanning {root}",
         unit="file",
-        disable=not progress or len(jobs) < PROGRESS_MIN_FILES,
+        disable=not progress or len(files) < PROGRESS_MIN_FILES,
     )
-    workers = workers or len(os.sched_getaffinity(0))
-    tasks = [
-        jobs[start : start + FILES_PER_TASK]
-        for start in range(0, len(jobs), FILES_PER_TASK)
-    ]
+    workers = min(
+        workers or len(os.sched_getaffinity(0)),
+        -(-len(files) // FILES_PER_TASK),
+    )
     results = []
     with bar:
-        if workers > 1 and len(jobs) >= PARALLEL_MIN_FILES:
+        if workers > 1 and len(files) >= PARALLEL_MIN_FILES:
             context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(
-                min(workers, len(tasks)), mp_context=context
-            ) as pool:
-                roots = [str(root)] * len(tasks)
-                for part in pool.map(_read_headers, roots, tasks):
+            # imap hands out the tasks as the workers take them, so the
+            # list of jobs is never built whole
+            with context.Pool(workers) as pool:
+                for part in pool.imap(_read_headers_task, tasks):
                     results += part
                     bar.update(len(part))
         else:
             for task in tasks:
-                results += _read_headers(str(root), task)
-                bar.update(len(task))
+                results += _read_headers_task(task)
+                bar.update(len(task[1]))
     utterances, skipped, formats = [], [], []
     for utterance, reason, audio_format in results:
         if utterance is None:
@@ -740,10 +746,11 @@ def _scan(root, files, progress, converted=None, workers=None):
     )
 
 
-def _read_headers(root, jobs):
-    """``_read_header`` on ``(relative path, size, audio, failure)`` jobs:
-    ``(Utterance, None, (rate, channels))`` or ``(None, (path, reason),
-    None)`` for each."""
+def _read_headers_task(task):
+    """``_read_header`` on the ``(root, jobs)`` of a task, each job
+    ``(relative path, size, audio, failure)``: ``(Utterance, None, (rate,
+    channels))`` or ``(None, (path, reason), None)`` for each."""
+    root, jobs = task
     results = []
     for relative, size, audio, failure in jobs:
         utterance, reason, audio_format = _read_header(
