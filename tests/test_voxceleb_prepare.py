@@ -130,7 +130,9 @@ def test_awkward_files_are_accepted_with_notes_or_skipped_and_listed(
 def test_empty_folder_is_refused_with_the_expected_layouts(tmp_path, layout):
     top, _ = LAYOUTS[layout]
     (tmp_path / "corpus" / top / "spk1").mkdir(parents=True)
-    with pytest.raises(ValueError, match="No readable audio file in .*expected"):
+    with pytest.raises(
+        ValueError, match="No readable audio file in .*expected"
+    ):
         prepare_folder(tmp_path / "corpus", tmp_path / "train.csv")
     assert not (tmp_path / "train.csv").exists()
 
