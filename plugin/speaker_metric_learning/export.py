@@ -49,9 +49,9 @@ import ruamel.yaml
 import torch
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from speechbrain.inference.speaker import SpeakerRecognition
-from speechbrain.utils.checkpoints import Checkpointer
 from torch import nn
 
+from speaker_metric_learning.checkpoints import AtomicCheckpointer
 from speaker_metric_learning.scoring.compare import RESULTS_FILE, load_results
 from speaker_metric_learning.sincnet import CHECKPOINT_FILE_NAME
 
@@ -428,7 +428,7 @@ def _latest_checkpoint(save_folder):
     """The most recent SpeechBrain checkpoint holding model weights."""
     checkpoints = [
         checkpoint
-        for checkpoint in Checkpointer(save_folder).list_checkpoints()
+        for checkpoint in AtomicCheckpointer(save_folder).list_checkpoints()
         if (checkpoint.path / WEIGHTS_FILE).is_file()
     ]
     if not checkpoints:
@@ -452,7 +452,9 @@ def _locate_run(source):
         run = source.parent.parent
         if (run / HYPERPARAMS_FILE).is_file():
             latest = _latest_checkpoint(source.parent)
-            for checkpoint in Checkpointer(source.parent).list_checkpoints():
+            for checkpoint in AtomicCheckpointer(
+                source.parent
+            ).list_checkpoints():
                 if checkpoint.path.resolve() == source:
                     return run, checkpoint, checkpoint == latest
     raise FileNotFoundError(
