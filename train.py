@@ -311,6 +311,7 @@ def evaluate(brain, hparams, eval_csv, trials_file):
             batch_size=hparams["eval_batch_size"],
             window=hparams["eval_window_seconds"],
             step=hparams["eval_step_seconds"],
+            max_seconds=hparams["eval_max_seconds"],
             sample_rate=hparams["sample_rate"],
             device=brain.device,
         )
