@@ -333,12 +333,15 @@ def evaluate(brain, hparams, eval_csv, trials_file):
         },
     )
     min_dcf = results["min_dcf"][0]
+    interval = results["eer"]["ci"]
     logger.info(
-        "%s on %s: EER %.2f %% (95 %% CI %.2f-%.2f), minDCF(%g) %.4f -> %s",
+        "%s on %s: EER %.2f %%%s, minDCF(%g) %.4f -> %s",
         hparams["experiment"],
         trials.fingerprint,
         100 * results["eer"]["value"],
-        *(100 * bound for bound in results["eer"]["ci"]),
+        f" (95 % CI {100 * interval[0]:.2f}-{100 * interval[1]:.2f})"
+        if interval
+        else "",
         min_dcf["p_target"],
         min_dcf["value"],
         hparams["output_folder"],
