@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import train
-from recipes.synthetic_corpus import generate_corpus
 from speaker_metric_learning import export
 from speaker_metric_learning.data import read_audio
 from speaker_metric_learning.export import (
@@ -33,18 +32,10 @@ from speaker_metric_learning.scoring.trials import (
     cosine_scores,
     read_trials,
 )
+from tests.test_train import tiny_corpus
 
 ROOT = pathlib.Path(__file__).parents[1]
 SCALE = 0.125
-tiny_corpus = functools.partial(
-    generate_corpus,
-    n_train_speakers=4,
-    n_dev_speakers=3,
-    utterances_per_speaker=3,
-    min_duration=1.0,
-    max_duration=1.5,
-    progress=False,
-)
 
 
 @pytest.fixture(scope="module")
