@@ -46,6 +46,7 @@ from speaker_metric_learning.hyperparams import (
     load_hparams,
     resolved_hparams_text,
 )
+from speaker_metric_learning.sampling import BatchShare
 from speaker_metric_learning.scoring.compare import evaluate_scores
 from speaker_metric_learning.scoring.embeddings import extract_embeddings
 from speaker_metric_learning.scoring.trials import cosine_scores, read_trials
@@ -170,66 +171,13 @@ def init_distributed(run_opts):
     return run_opts
 
 
-class BatchShare(torch.utils.data.Sampler):
-    """This process's share of every batch of a batch sampler.
-
-    Under torchrun each of the N processes takes the n-th of N equal,
-    contiguous parts of every batch of the full (single-process) sampler;
-    with a P x K sampler, whose batches list each speaker's K items
-    together, that is P / N speakers. The N processes together thus train
-    on exactly the batches of a single process, one optimizer step each,
-    and gradients averaged by DDP equal the single process's for losses
-    that average over the batch. The sampler must give batches whose size
-    N divides.
-
-    Arguments
-    ---------
-    sampler : iterable of list
-        The full batch sampler (with ``set_epoch``), not sharded itself.
-    rank : int
-        This process's rank.
-    num_replicas : int
-        Number of processes.
-
-    Example
-    -------
-    >>> share = BatchShare([[0, 1, 2, 3], [4, 5, 6, 7]], rank=1,
-    ...                    num_replicas=2)
-    >>> list(share), len(share)
-    ([[2, 3], [6, 7]], 2)
-    """
-
-    def __init__(self, sampler, rank, num_replicas):
-        self.sampler = sampler
-        self.rank = rank
-        self.num_replicas = num_replicas
-
-    def set_epoch(self, epoch):
-        """Passes the epoch on to the full sampler."""
-        self.sampler.set_epoch(epoch)
-
-    def __len__(self):
-        return len(self.sampler)
-
-    def __iter__(self):
-        for batch in self.sampler:
-            size, rest = divmod(len(batch), self.num_replicas)
-            if rest:
-                raise ValueError(
-                    f"a batch of {len(batch)} items cannot be shared by "
-                    f"{self.num_replicas} processes: make speakers_per_batch "
-                    "a multiple of the process count (and keep drop_last)"
-                )
-            yield batch[self.rank * size : (self.rank + 1) * size]
-
-
 def distributed_batch_sampler(hparams, labels):
     """The P x K batch sampler, or this process's share of it under DDP.
 
     ``speakers_per_batch`` and ``batches_per_epoch`` are global: with N
     processes each takes ``speakers_per_batch / N`` speakers of every batch
-    (:class:`BatchShare`), so an epoch has the same optimizer steps, and
-    each step the same speakers and chunks, whatever N.
+    (``BatchShare``), so an epoch has the same optimizer steps, and each step
+    the same speakers and chunks, whatever N.
     """
     if not torch.distributed.is_initialized():
         return hparams["batch_sampler"](labels)

@@ -172,3 +172,26 @@ def test_bad_arguments_raise_clear_errors():
         SpeakerBalancedBatchSampler(LABELS, 5, 2, num_replicas=3, rank=0)
     with pytest.raises(ValueError, match="labels is empty"):
         SpeakerBalancedBatchSampler([], 1, 1)
+
+
+def test_batch_shares_of_two_processes_rebuild_every_batch():
+    full = SpeakerBalancedBatchSampler(
+        LABELS, speakers_per_batch=4, chunks_per_speaker=2, seed=3
+    )
+    shares = [sampling.BatchShare(full, rank, 2) for rank in (0, 1)]
+    for share in shares:
+        share.set_epoch(5)
+    full.set_epoch(5)
+    expected = list(full)
+    halves = [list(share) for share in shares]
+    assert [a + b for a, b in zip(*halves, strict=True)] == expected
+    # a P x K batch lists each speaker's K items together, so each process
+    # gets P / 2 whole speakers
+    for batch in halves[0] + halves[1]:
+        assert len(set(speakers_of(batch))) == 2
+    assert len(shares[0]) == len(full)
+
+
+def test_batch_share_rejects_a_batch_the_processes_cannot_split():
+    with pytest.raises(ValueError, match="multiple of the process count"):
+        list(sampling.BatchShare([[0, 1, 2]], rank=0, num_replicas=2))
