@@ -192,20 +192,23 @@ def distributed_batch_sampler(hparams, labels):
     return BatchShare(sampler, torch.distributed.get_rank(), world)
 
 
-def report_unreadable(listing):
-    """Logs how many distinct files of the listing of unreadable training
-    audio (written by data loading, possibly by several processes) were
-    replaced by other utterances of their speakers."""
+def report_listing(listing, message):
+    """Logs how many distinct files a listing written by data loading
+    (``path<TAB>reason`` lines, possibly from several processes) names:
+    ``message`` is formatted with that count and the listing's path."""
     if not os.path.exists(listing):
         return
     with open(listing, encoding="utf-8") as lines:
         paths = {line.split("\t", 1)[0] for line in lines if line.strip()}
-    logger.warning(
-        "%d training files could not be read and were replaced by other "
-        "utterances of their speakers: listed in %s (fix or remove them)",
-        len(paths),
-        listing,
-    )
+    logger.warning(message, len(paths), listing)
+
+
+def fresh_listing(hparams, name):
+    """Path of a listing file in the save folder, emptied for this run."""
+    listing = os.path.join(hparams["save_folder"], name)
+    if sb.utils.distributed.if_main_process() and os.path.exists(listing):
+        os.remove(listing)
+    return listing
 
 
 def error_line(error):
@@ -252,10 +255,11 @@ def count_speakers(csv_path):
 def evaluate(brain, hparams, eval_csv, trials_file):
     """Embeds the evaluation utterances and scores the trial list."""
     trials = read_trials(trials_file)
+    clipped_list = fresh_listing(hparams, "eval_clipped.txt")
     try:
         embeddings = extract_embeddings(
             brain.modules.embedding_model,
-            evaluation_dataset(eval_csv, hparams["sample_rate"]),
+            evaluation_dataset(eval_csv, hparams["sample_rate"], clipped_list),
             batch_size=hparams["eval_batch_size"],
             window=hparams["eval_window_seconds"],
             step=hparams["eval_step_seconds"],
@@ -269,6 +273,11 @@ def evaluate(brain, hparams, eval_csv, trials_file):
             "delete the file (and the trials naming it), then run the same "
             "command again: training is not repeated, only the evaluation"
         ) from None
+    report_listing(
+        clipped_list,
+        "%d evaluation utterances look clipped (at least 1 %% of their "
+        "samples at full scale) and were used as they are: listed in %s",
+    )
     results = evaluate_scores(
         cosine_scores(trials, embeddings),
         trials,
@@ -327,13 +336,14 @@ def main(argv):
 
     label_encoder = hparams["label_encoder"]
     label_encoder.expect_len(n_speakers)
-    unreadable_list = os.path.join(hparams["save_folder"], "unreadable.txt")
-    if sb.utils.distributed.if_main_process() and os.path.exists(
-        unreadable_list
-    ):
-        os.remove(unreadable_list)
+    unreadable_list = fresh_listing(hparams, "unreadable.txt")
+    clipped_list = fresh_listing(hparams, "clipped.txt")
     train_set = training_dataset(
-        train_csv, hparams["chunker"], label_encoder, unreadable_list
+        train_csv,
+        hparams["chunker"],
+        label_encoder,
+        unreadable_list,
+        clipped_list,
     )
     sb.utils.distributed.run_on_main(
         label_encoder.save,
@@ -352,6 +362,7 @@ def main(argv):
             if hparams["valid_split"] == "utterance"
             else sb.dataio.encoder.CategoricalEncoder(),
             unreadable_list,
+            clipped_list,
         )
     if hparams["pretrained"]:
         load_pretrained_embedding_model(
@@ -376,7 +387,16 @@ def main(argv):
         },
         valid_loader_kwargs=hparams["valid_loader_options"],
     )
-    report_unreadable(unreadable_list)
+    report_listing(
+        unreadable_list,
+        "%d training files could not be read and were replaced by other "
+        "utterances of their speakers: listed in %s (fix or remove them)",
+    )
+    report_listing(
+        clipped_list,
+        "%d training files look clipped (at least 1 %% of the samples read at "
+        "full scale) and were used as they are: listed in %s",
+    )
     if trials_file is None:
         logger.warning("No --trials_file: training done, nothing evaluated.")
         return None

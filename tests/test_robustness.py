@@ -614,3 +614,47 @@ def test_export_errors_are_one_line(tmp_path, capsys, source):
     assert exited.value.code == 1
     error = capsys.readouterr().err
     assert error.startswith("error: ") and str(source) in error
+
+
+def clip_file(path, gain=30.0):
+    """Rewrites a wav file amplified ``gain`` times and clipped to +-1."""
+    samples, rate = soundfile.read(path, dtype="float32")
+    peak = np.abs(samples).max()
+    write_wav(path, np.clip(samples * gain / peak, -1, 1), rate)
+
+
+def test_clipped_audio_is_used_and_listed(corpus, tmp_path, capsys):
+    data = tmp_path / "corpus"
+    shutil.copytree(corpus, data)
+    speaker = sorted((data / "train" / "wav").iterdir())[0]
+    clipped_train = sorted(speaker.glob("*.wav"))
+    for path in clipped_train:
+        clip_file(path)
+    clipped_eval = sorted((data / "dev" / "wav").rglob("*.wav"))[1]
+    clip_file(clipped_eval)
+    output = tmp_path / "out"
+    train.main(
+        [
+            str(ROOT / "hparams" / "aam.yaml"),
+            f"--output_folder={output}",
+            f"--data_folder={data / 'train'}",
+            f"--eval_folder={data / 'dev'}",
+            f"--trials_file={data / 'dev' / 'trials.txt'}",
+            *TINY_RUN,
+            "--number_of_epochs=1",
+        ]
+    )
+
+    def listed(name):
+        lines = (output / "save" / name).read_text().splitlines()
+        return {pathlib.Path(line.split("\t")[0]) for line in lines}
+
+    # every batch holds every speaker (4 of 4), so the clipped speaker's
+    # chunks were drawn; the other speakers' audio is not clipped
+    trained = listed("clipped.txt")
+    assert trained and trained <= set(clipped_train)
+    assert listed("eval_clipped.txt") == {clipped_eval}
+    log = capsys.readouterr().out
+    assert f"{len(trained)} training files look clipped" in log
+    assert "1 evaluation utterances look clipped" in log
+    assert (output / "results.json").exists()

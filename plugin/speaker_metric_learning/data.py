@@ -95,6 +95,90 @@ def read_audio(path, sample_rate=16000, start=0.0, duration=None):
     return waveform
 
 
+#: A sample of at least this magnitude is taken to be at full scale (16-bit
+#: full scale is 32767 / 32768; resampling rounds clipped plateaus a little).
+FULL_SCALE = 0.99
+#: Audio with at least this fraction of full-scale samples is reported as
+#: clipped.
+CLIPPED_FRACTION = 0.01
+
+
+def clipped_fraction(waveform, full_scale=FULL_SCALE):
+    """Fraction of the samples at full scale (``abs(x) >= full_scale``).
+
+    Arguments
+    ---------
+    waveform : torch.Tensor
+        Samples in [-1, 1], any shape.
+    full_scale : float
+        Magnitude from which a sample counts as clipped.
+
+    Returns
+    -------
+    float
+        Between 0 and 1 (0 for an empty waveform).
+
+    Example
+    -------
+    >>> clipped_fraction(torch.tensor([0.1, -1.0, 1.0, 0.5]))
+    0.5
+    """
+    if waveform.numel() == 0:
+        return 0.0
+    return (waveform.abs() >= full_scale).float().mean().item()
+
+
+class ClippingMonitor:
+    """Reports audio files whose samples look clipped, once per file.
+
+    Clipped audio is used as it is (it is still speech); each file with at
+    least ``min_fraction`` of its samples read at full scale is logged and
+    appended, with that fraction, to ``listing``, once per process, so that
+    the recipe can count them at the end. Only the samples read are
+    checked: for training, the chunks drawn so far.
+
+    Arguments
+    ---------
+    listing : str or os.PathLike, optional
+        File to which ``path<TAB>note`` of every clipped file is appended.
+    min_fraction : float
+        Fraction of full-scale samples from which a file counts as clipped.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> listing = os.path.join(tempfile.mkdtemp(), "clipped.txt")
+    >>> monitor = ClippingMonitor(listing)
+    >>> loud = torch.tensor([0.2, 1.0, -1.0, 0.3])
+    >>> monitor("loud.wav", loud) is loud
+    True
+    >>> _ = monitor("quiet.wav", torch.tensor([0.2, -0.3]))
+    >>> open(listing).read().splitlines()
+    ['loud.wav\\t50.0 % of the samples read are at full scale']
+    """
+
+    def __init__(self, listing=None, min_fraction=CLIPPED_FRACTION):
+        self.listing = listing
+        self.min_fraction = min_fraction
+        self.reported = set()
+
+    def __call__(self, path, waveform):
+        """Checks ``waveform`` read from ``path``; returns it unchanged."""
+        if path in self.reported:
+            return waveform
+        fraction = clipped_fraction(waveform)
+        if fraction >= self.min_fraction:
+            self.reported.add(path)
+            note = (
+                f"{100 * fraction:.1f} % of the samples read are at full scale"
+            )
+            logger.warning("audio file %s looks clipped: %s", path, note)
+            if self.listing:
+                with open(self.listing, "a", encoding="utf-8") as listing:
+                    listing.write(f"{path}\t{note}\n")
+        return waveform
+
+
 #: Columns of the data CSV files written by the recipe's preparation.
 DATA_CSV_COLUMNS = ("ID", "duration", "wav", "spk_id")
 
@@ -280,6 +364,9 @@ class SpeakerSubstitutes:
     unreadable_list : str or os.PathLike, optional
         File to which ``path<TAB>reason`` of every unreadable file is
         appended, once per process.
+    monitor : callable, optional
+        ``monitor(path, waveform)`` is called with every chunk read (e.g.
+        a :class:`ClippingMonitor`).
 
     Example
     -------
@@ -302,10 +389,11 @@ class SpeakerSubstitutes:
     True
     """
 
-    def __init__(self, rows, chunker, unreadable_list=None):
+    def __init__(self, rows, chunker, unreadable_list=None, monitor=None):
         self.rows = rows
         self.chunker = chunker
         self.unreadable_list = unreadable_list
+        self.monitor = monitor
         self.by_speaker = {}
         for utterance_id, row in rows.items():
             self.by_speaker.setdefault(row["spk_id"], []).append(utterance_id)
@@ -313,7 +401,10 @@ class SpeakerSubstitutes:
 
     def _chunk(self, utterance_id):
         row = self.rows[utterance_id]
-        return self.chunker(utterance_id, row["wav"], float(row["duration"]))
+        chunk = self.chunker(utterance_id, row["wav"], float(row["duration"]))
+        if self.monitor is not None:
+            self.monitor(row["wav"], chunk)
+        return chunk
 
     def __call__(self, utterance_id):
         try:
@@ -356,7 +447,9 @@ class SpeakerSubstitutes:
                 listing.write(f"{path}\t{error}\n")
 
 
-def training_dataset(csv_path, chunker, label_encoder, unreadable_list=None):
+def training_dataset(
+    csv_path, chunker, label_encoder, unreadable_list=None, clipped_list=None
+):
     """Dataset of random chunks with their encoded speaker labels.
 
     An utterance whose audio cannot be read (undecodable, NaN/Inf samples:
@@ -365,7 +458,8 @@ def training_dataset(csv_path, chunker, label_encoder, unreadable_list=None):
     so labels and batch shapes are unchanged and runs stay reproducible.
     Each such file is logged once per process and appended to
     ``unreadable_list``; when no utterance of the speaker can be read, the
-    error is raised.
+    error is raised. Chunks that look clipped are used as they are and
+    listed (:class:`ClippingMonitor`).
 
     Arguments
     ---------
@@ -378,6 +472,9 @@ def training_dataset(csv_path, chunker, label_encoder, unreadable_list=None):
     unreadable_list : str or os.PathLike, optional
         File to which ``path<TAB>reason`` of every unreadable file is
         appended (once per process).
+    clipped_list : str or os.PathLike, optional
+        File to which the files whose chunks look clipped are appended
+        (once per process).
 
     Returns
     -------
@@ -402,7 +499,9 @@ def training_dataset(csv_path, chunker, label_encoder, unreadable_list=None):
     """
     check_data_csv(csv_path)
     dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path)
-    substitute = SpeakerSubstitutes(dataset.data, chunker, unreadable_list)
+    substitute = SpeakerSubstitutes(
+        dataset.data, chunker, unreadable_list, ClippingMonitor(clipped_list)
+    )
 
     @sb.utils.data_pipeline.takes("id")
     @sb.utils.data_pipeline.provides("sig")
@@ -423,8 +522,11 @@ def training_dataset(csv_path, chunker, label_encoder, unreadable_list=None):
     return dataset
 
 
-def evaluation_dataset(csv_path, sample_rate=16000):
+def evaluation_dataset(csv_path, sample_rate=16000, clipped_list=None):
     """Dataset of whole utterances, sorted by duration to limit padding.
+
+    Utterances that look clipped are used as they are and listed
+    (:class:`ClippingMonitor`).
 
     Arguments
     ---------
@@ -432,6 +534,8 @@ def evaluation_dataset(csv_path, sample_rate=16000):
         CSV with columns ``ID,duration,wav,spk_id``.
     sample_rate : int
         Sample rate of the returned signals.
+    clipped_list : str or os.PathLike, optional
+        File to which the utterances that look clipped are appended.
 
     Returns
     -------
@@ -451,11 +555,12 @@ def evaluation_dataset(csv_path, sample_rate=16000):
     """
     check_data_csv(csv_path)
     dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path)
+    monitor = ClippingMonitor(clipped_list)
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def audio_pipeline(wav):
-        return read_audio(wav, sample_rate)
+        return monitor(wav, read_audio(wav, sample_rate))
 
     sb.dataio.dataset.add_dynamic_item([dataset], audio_pipeline)
     sb.dataio.dataset.set_output_keys([dataset], ["id", "sig"])
