@@ -1,9 +1,12 @@
 """Tests of speaker_metric_learning.scoring.embeddings."""
 
+import numpy as np
 import pytest
+import soundfile
 import speechbrain as sb
 import torch
 
+from speaker_metric_learning.data import evaluation_dataset
 from speaker_metric_learning.scoring.embeddings import (
     extract_embeddings,
     sliding_windows,
@@ -126,3 +129,33 @@ def test_speechbrain_dataset_items_are_accepted():
 def test_step_without_window_is_refused():
     with pytest.raises(ValueError, match="step is given without window"):
         extract_embeddings(TinyConvPooling(), _utterances([30]), step=0.1)
+
+
+def test_cache_embeds_again_when_an_audio_file_changes(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = ["ID,duration,wav,spk_id"]
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.wav"
+        soundfile.write(path, rng.uniform(-0.5, 0.5, 400), 16000)
+        rows.append(f"s/{name},0.025,{path},s")
+    csv_path = tmp_path / "eval.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    model = TinyConvPooling()
+
+    def embed():
+        return extract_embeddings(
+            model,
+            evaluation_dataset(str(csv_path)),
+            cache_dir=tmp_path / "cache",
+            progress=False,
+        )
+
+    first = embed()
+    calls = model.calls
+    assert torch.equal(embed()[1], first[1]) and model.calls == calls
+    # same ids, same size, new samples: embedded again
+    soundfile.write(tmp_path / "b.wav", rng.uniform(-0.5, 0.5, 400), 16000)
+    changed = embed()
+    assert model.calls > calls
+    assert torch.equal(changed[1][0], first[1][0])
+    assert not torch.equal(changed[1][1], first[1][1])

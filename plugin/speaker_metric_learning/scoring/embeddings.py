@@ -15,9 +15,11 @@ length. An utterance shorter than the model's receptive field (its
 chunks are. Both are counted and logged.
 
 Results can be cached on disk: the cache file name is a hash of the model
-weights, the utterance ids (in order) and the extraction settings, so changing
-any of them recomputes the embeddings. The audio itself is not hashed:
-clear the cache if files change under the same ids.
+weights, the utterance ids (in order), the extraction settings and, when the
+input names its audio files (a SpeechBrain dataset with a ``wav`` column, or
+any object with a ``paths`` list), the size and modification time of every
+file, so changing any of them recomputes the embeddings. Samples themselves
+are not hashed (that would mean reading all the audio).
 """
 
 import hashlib
@@ -112,6 +114,7 @@ def extract_embeddings(
             "step": step,
             "sample_rate": sample_rate,
             "max_seconds": max_seconds,
+            "audio_files": audio_file_stamps(utterances),
         }
         key = cache_key(embedding_model, ids, settings)
         cache_file = pathlib.Path(cache_dir) / f"embeddings-{key}.pt"
@@ -159,6 +162,50 @@ def extract_embeddings(
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"ids": ids, "embeddings": embeddings}, cache_file)
     return ids, embeddings
+
+
+def audio_file_stamps(utterances):
+    """Path, size and modification time of the audio files of the input.
+
+    Arguments
+    ---------
+    utterances : object
+        A SpeechBrain dataset whose items have a ``wav`` path, or an object
+        with a ``paths`` list; anything else names no file.
+
+    Returns
+    -------
+    list or None
+        ``[path, size, mtime_ns]`` per file in input order; None when the
+        input names no files or one of them cannot be examined.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> _ = open(path, "wb").write(b"1234")
+    >>> class Files:
+    ...     paths = [path]
+    >>> [size for _, size, _ in audio_file_stamps(Files())]
+    [4]
+    >>> audio_file_stamps([("a", None)]) is None
+    True
+    """
+    paths = getattr(utterances, "paths", None)
+    data = getattr(utterances, "data", None)
+    if paths is None and isinstance(data, dict):
+        ids = getattr(utterances, "data_ids", data)
+        paths = [data[i].get("wav") for i in ids]
+    if not paths or any(path is None for path in paths):
+        return None
+    try:
+        stats = [pathlib.Path(path).stat() for path in paths]
+    except OSError:
+        return None
+    return [
+        [str(path), stat.st_size, stat.st_mtime_ns]
+        for path, stat in zip(paths, stats, strict=True)
+    ]
 
 
 def _ids_and_waveforms(utterances):
