@@ -9,10 +9,10 @@ import pytest
 import torch
 from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.dataio.encoder import CategoricalEncoder
+from test_train import tiny_corpus
 
 import train
 from recipes import folder_prepare
-from recipes.synthetic_corpus import generate_corpus
 from speaker_metric_learning.brain import SpeakerBrain
 from speaker_metric_learning.data import RandomChunker, training_dataset
 from speaker_metric_learning.sampling import SpeakerBalancedBatchSampler
@@ -27,15 +27,7 @@ class Interrupted(Exception):
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return generate_corpus(
-        tmp_path_factory.mktemp("data") / "corpus",
-        n_train_speakers=4,
-        n_dev_speakers=2,
-        utterances_per_speaker=3,
-        min_duration=1.0,
-        max_duration=2.0,
-        progress=False,
-    )
+    return tiny_corpus(tmp_path_factory.mktemp("data") / "corpus")
 
 
 def arguments(corpus, output, num_workers):

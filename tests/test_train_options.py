@@ -6,23 +6,20 @@ import pathlib
 import numpy as np
 import pytest
 import soundfile as sf
+from test_train import tiny_corpus
 
 import train
-from recipes.synthetic_corpus import generate_corpus
 
 ROOT = pathlib.Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return generate_corpus(
+    # 6 speakers of 4 utterances: enough to hold some out for validation
+    return tiny_corpus(
         tmp_path_factory.mktemp("data") / "corpus",
         n_train_speakers=6,
-        n_dev_speakers=2,
         utterances_per_speaker=4,
-        min_duration=1.0,
-        max_duration=1.5,
-        progress=False,
     )
 
 
