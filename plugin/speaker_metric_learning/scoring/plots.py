@@ -18,8 +18,8 @@ from speaker_metric_learning.scoring.metrics import (
     equal_error_rate,
 )
 
-_DET_TICKS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4]
-_DET_LIMITS = (0.0005, 0.5)
+_DET_TICKS = [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8]
+_DET_LIMITS = (0.0005, 0.9)
 
 
 def _thinned(x, y, resolution=0.005):
@@ -55,7 +55,7 @@ def plot_det(systems, path=None, title="DET curve"):
     >>> [line.get_label() for line in figure.axes[0].get_lines()][0]
     'toy (EER 14.14 %)'
     """
-    figure = Figure(figsize=(5.5, 5.5))
+    figure = Figure(figsize=(5.5, 5.5 + 0.2 * len(systems)))
     axes = figure.add_subplot()
     low, high = _DET_LIMITS
     for name, (positive, negative) in systems.items():
@@ -79,7 +79,11 @@ def plot_det(systems, path=None, title="DET curve"):
     axes.set_ylabel("False rejection rate (%)")
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="upper right", fontsize="small")
+    # below the axes: curves of weak systems fill the upper right, those
+    # of strong ones the lower left
+    axes.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize="small"
+    )
     figure.tight_layout()
     if path is not None:
         figure.savefig(path, dpi=150)
