@@ -32,10 +32,10 @@ from speaker_metric_learning.scoring.trials import (
     cosine_scores,
     read_trials,
 )
-from tests.test_train import tiny_corpus
+from tests.test_train import TINY_RUN, tiny_corpus
+from tests.test_train import TINY_SCALE as SCALE
 
 ROOT = pathlib.Path(__file__).parents[1]
-SCALE = 0.125
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +53,7 @@ def run(corpus, tmp_path_factory):
             f"--data_folder={corpus / 'train'}",
             f"--eval_folder={corpus / 'dev'}",
             f"--trials_file={corpus / 'dev' / 'trials.txt'}",
-            f"--model_scale={SCALE}",
-            "--chunk_seconds=1.0",
-            "--speakers_per_batch=4",
-            "--chunks_per_speaker=2",
-            "--batches_per_epoch=2",
-            "--number_of_epochs=2",
-            "--num_workers=0",
-            "--eval_batch_size=4",
+            *TINY_RUN,
             "--eval_step_seconds=null",  # whole-utterance evaluation
         ]
     )

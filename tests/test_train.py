@@ -12,8 +12,9 @@ import train
 from recipes.synthetic_corpus import generate_corpus
 
 ROOT = pathlib.Path(__file__).parents[1]
+TINY_SCALE = 0.125
 TINY_RUN = [
-    "--model_scale=0.125",
+    f"--model_scale={TINY_SCALE}",
     "--chunk_seconds=1.0",
     "--speakers_per_batch=4",
     "--chunks_per_speaker=2",
