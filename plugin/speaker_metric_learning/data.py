@@ -125,7 +125,47 @@ def clipped_fraction(waveform, full_scale=FULL_SCALE):
     """
     if waveform.numel() == 0:
         return 0.0
-    return (waveform.abs() >= full_scale).float().mean().item()
+    # two boolean masks rather than abs(): no float copy of a long file
+    count = torch.count_nonzero(waveform >= full_scale)
+    count += torch.count_nonzero(waveform <= -full_scale)
+    return count.item() / waveform.numel()
+
+
+class FileListing:
+    """Files noted once per process, each appended to a listing file.
+
+    Arguments
+    ---------
+    path : str or os.PathLike, optional
+        File to which ``path<TAB>note`` of every new file is appended; with
+        None, files are only remembered.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> listing = FileListing(os.path.join(tempfile.mkdtemp(), "bad.txt"))
+    >>> listing.add("a.wav", "empty"), listing.add("a.wav", "empty")
+    (True, False)
+    >>> "a.wav" in listing, open(listing.path).read().splitlines()
+    (True, ['a.wav\\tempty'])
+    """
+
+    def __init__(self, path=None):
+        self.path = path
+        self.noted = set()
+
+    def __contains__(self, file):
+        return file in self.noted
+
+    def add(self, file, note):
+        """Notes ``file``; returns False if it was noted before."""
+        if file in self.noted:
+            return False
+        self.noted.add(file)
+        if self.path:
+            with open(self.path, "a", encoding="utf-8") as listing:
+                listing.write(f"{file}\t{note}\n")
+        return True
 
 
 class ClippingMonitor:
@@ -158,24 +198,20 @@ class ClippingMonitor:
     """
 
     def __init__(self, listing=None, min_fraction=CLIPPED_FRACTION):
-        self.listing = listing
+        self.clipped = FileListing(listing)
         self.min_fraction = min_fraction
-        self.reported = set()
 
     def __call__(self, path, waveform):
         """Checks ``waveform`` read from ``path``; returns it unchanged."""
-        if path in self.reported:
+        if path in self.clipped:
             return waveform
         fraction = clipped_fraction(waveform)
         if fraction >= self.min_fraction:
-            self.reported.add(path)
             note = (
                 f"{100 * fraction:.1f} % of the samples read are at full scale"
             )
+            self.clipped.add(path, note)
             logger.warning("audio file %s looks clipped: %s", path, note)
-            if self.listing:
-                with open(self.listing, "a", encoding="utf-8") as listing:
-                    listing.write(f"{path}\t{note}\n")
         return waveform
 
 
@@ -392,12 +428,11 @@ class SpeakerSubstitutes:
     def __init__(self, rows, chunker, unreadable_list=None, monitor=None):
         self.rows = rows
         self.chunker = chunker
-        self.unreadable_list = unreadable_list
+        self.unreadable = FileListing(unreadable_list)
         self.monitor = monitor
         self.by_speaker = {}
         for utterance_id, row in rows.items():
             self.by_speaker.setdefault(row["spk_id"], []).append(utterance_id)
-        self.reported = set()
 
     def _chunk(self, utterance_id):
         row = self.rows[utterance_id]
@@ -430,21 +465,16 @@ class SpeakerSubstitutes:
 
     def _report(self, utterance_id, error):
         """Logs and lists an unreadable file, once per process."""
-        path = self.rows[utterance_id]["wav"]
-        if path in self.reported:
+        if not self.unreadable.add(self.rows[utterance_id]["wav"], error):
             return
-        self.reported.add(path)
         logger.warning(
             "%s; training uses other utterances of speaker %s instead%s",
             error,
             self.rows[utterance_id]["spk_id"],
-            f" (listed in {self.unreadable_list})"
-            if self.unreadable_list
+            f" (listed in {self.unreadable.path})"
+            if self.unreadable.path
             else "",
         )
-        if self.unreadable_list:
-            with open(self.unreadable_list, "a", encoding="utf-8") as listing:
-                listing.write(f"{path}\t{error}\n")
 
 
 def training_dataset(
