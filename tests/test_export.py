@@ -10,6 +10,7 @@ import torch
 
 import train
 from speaker_metric_learning import export
+from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
 from speaker_metric_learning.data import read_audio
 from speaker_metric_learning.export import (
     UnsafeHyperparamsError,
@@ -71,8 +72,8 @@ def recognizer(model_folder):
 
 
 def checkpoints(run):
-    """The run's checkpoint folders, oldest first (names hold the time)."""
-    return sorted((run / "save").glob("CKPT+*"))
+    """The run's checkpoint folders, oldest first."""
+    return [c.path for c in checkpoints_in_saving_order(run / "save")]
 
 
 def dev_wav(corpus, utterance):

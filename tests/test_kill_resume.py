@@ -28,6 +28,7 @@ from test_resume import arguments, corpus, final_state  # noqa: F401
 from test_train import TINY_RUN
 
 import train
+from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
 
 ROOT = pathlib.Path(__file__).parents[1]
 KILLS = 6
@@ -163,8 +164,7 @@ def test_epoch_logged_but_not_saved_is_logged_once(corpus, tmp_path):  # noqa: F
     train.main(run)
     log = (tmp_path / "train_log.txt").read_text()
     # killed after logging epoch 2, before its checkpoint was written
-    *_, last = sorted((tmp_path / "save").glob("CKPT+*"))
-    shutil.rmtree(last)
+    shutil.rmtree(checkpoints_in_saving_order(tmp_path / "save")[-1].path)
     train.main(run)
     assert (tmp_path / "train_log.txt").read_text() == log
 

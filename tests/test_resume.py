@@ -14,6 +14,7 @@ from test_train import tiny_corpus
 import train
 from recipes import folder_prepare
 from speaker_metric_learning.brain import SpeakerBrain
+from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
 from speaker_metric_learning.data import RandomChunker, training_dataset
 from speaker_metric_learning.sampling import SpeakerBalancedBatchSampler
 
@@ -71,8 +72,7 @@ def run(monkeypatch, argv, stop_before_call=None):
 
 
 def final_state(output):
-    checkpoints = sorted((output / "save").glob("CKPT+*"))
-    last = checkpoints[-1]
+    last = checkpoints_in_saving_order(output / "save")[-1].path
     return {
         name: torch.load(last / f"{name}.ckpt")
         for name in ("embedding_model", "loss", "optimizer")

@@ -206,3 +206,36 @@ def incomplete_checkpoint_folders(checkpoints_dir):
         and path.name.startswith(CKPT_PREFIX + "+")
         and checkpoint_status(path) == "interrupted"
     )
+
+
+def checkpoints_in_saving_order(checkpoints_dir):
+    """The complete checkpoints of a folder, oldest first.
+
+    The order is that of the save times in the meta files, as SpeechBrain
+    uses to find the most recent checkpoint, not that of the folder names:
+    names hold the time to the second only, with a counter that restarts
+    from 00 as soon as the folder of that name has been deleted, so two
+    saves in the same second can sort the wrong way round.
+
+    Arguments
+    ---------
+    checkpoints_dir : str or os.PathLike
+        A checkpointer's folder (e.g. a run's ``save/``).
+
+    Returns
+    -------
+    list of speechbrain.utils.checkpoints.Checkpoint
+        The checkpoints whose folder status is ``"complete"``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> checkpointer = AtomicCheckpointer(folder)
+    >>> first = checkpointer.save_checkpoint(name="b")
+    >>> second = checkpointer.save_checkpoint(name="a")
+    >>> [c.path.name for c in checkpoints_in_saving_order(folder)]
+    ['CKPT+b', 'CKPT+a']
+    """
+    checkpoints = AtomicCheckpointer(checkpoints_dir).list_checkpoints()
+    return sorted(checkpoints, key=lambda c: c.meta["unixtime"])

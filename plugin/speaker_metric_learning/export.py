@@ -51,7 +51,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from speechbrain.inference.speaker import SpeakerRecognition
 from torch import nn
 
-from speaker_metric_learning.checkpoints import AtomicCheckpointer
+from speaker_metric_learning.checkpoints import (
+    AtomicCheckpointer,
+    checkpoints_in_saving_order,
+)
 from speaker_metric_learning.scoring.compare import RESULTS_FILE, load_results
 from speaker_metric_learning.sincnet import CHECKPOINT_FILE_NAME
 
@@ -428,12 +431,10 @@ def _latest_checkpoint(save_folder):
     """The most recent SpeechBrain checkpoint holding model weights."""
     checkpoints = [
         checkpoint
-        for checkpoint in AtomicCheckpointer(save_folder).list_checkpoints()
+        for checkpoint in checkpoints_in_saving_order(save_folder)
         if (checkpoint.path / WEIGHTS_FILE).is_file()
     ]
-    if not checkpoints:
-        return None
-    return max(checkpoints, key=lambda checkpoint: checkpoint.meta["unixtime"])
+    return checkpoints[-1] if checkpoints else None
 
 
 def _locate_run(source):
