@@ -24,7 +24,6 @@ import sys
 
 import speechbrain as sb
 import torch
-import yaml
 
 from recipes.folder_prepare import (
     prepare_folder,
@@ -43,8 +42,9 @@ from speaker_metric_learning.data import (
 from speaker_metric_learning.export import load_pretrained_embedding_model
 from speaker_metric_learning.hyperparams import (
     HparamsError,
+    check_overrides,
     load_hparams,
-    resolved_hparams_text,
+    preview_hparams,
 )
 from speaker_metric_learning.sampling import BatchShare
 from speaker_metric_learning.scoring.compare import evaluate_scores
@@ -54,16 +54,42 @@ from speaker_metric_learning.scoring.trials import cosine_scores, read_trials
 logger = logging.getLogger(__name__)
 
 
-def locate_data(hparams):
+#: Options naming CSV files prepared elsewhere (see the hparams files).
+CSV_OPTIONS = ("train_csv", "valid_csv", "eval_csv", "enrol_csv", "test_csv")
+#: Pairs of options of which one at most may be given.
+EXCLUSIVE_OPTIONS = (
+    ("train_csv", "data_folder"),
+    ("valid_csv", "valid_fraction"),
+    ("train_csv", "valid_fraction"),
+    ("eval_csv", "eval_folder"),
+    ("enrol_csv", "eval_folder"),
+    ("eval_csv", "enrol_csv"),
+)
+
+
+def check_data_options(settings):
+    """Refuses data options that contradict each other or name nothing."""
+    for first, second in EXCLUSIVE_OPTIONS:
+        if settings[first] and settings[second]:
+            raise ValueError(f"give --{first} or --{second}, not both")
+    if bool(settings["enrol_csv"]) != bool(settings["test_csv"]):
+        raise ValueError("give --enrol_csv and --test_csv together")
+    for name in ("data_folder", "eval_folder", *CSV_OPTIONS):
+        path = settings[name]
+        if path is not None and not os.path.exists(path):
+            raise FileNotFoundError(f"--{name} {path} does not exist")
+
+
+def locate_data(settings):
     """Training folder, evaluation folder and trial list of this run.
 
-    With no ``data_folder`` the default synthetic corpus is generated (once)
-    and used; otherwise the folders given are checked for existence. The
-    trial list is a file or an official name (``vox1-o``, ``vox1-e``,
-    ``vox1-h``: see ``recipes.voxceleb_prepare``).
+    With neither ``data_folder`` nor ``train_csv`` the default synthetic
+    corpus is generated (once) and used. The trial list is a file or an
+    official name (``vox1-o``, ``vox1-e``, ``vox1-h``: see
+    ``recipes.voxceleb_prepare``).
     """
-    if hparams["data_folder"] is None:
-        root = hparams["default_corpus_folder"]
+    if settings["data_folder"] is None and settings["train_csv"] is None:
+        root = settings["default_corpus_folder"]
         sb.utils.distributed.run_on_main(generate_corpus, args=[root])
         dev = os.path.join(root, "dev")
         return (
@@ -71,47 +97,81 @@ def locate_data(hparams):
             dev,
             os.path.join(dev, "trials.txt"),
         )
-    for name in ("data_folder", "eval_folder"):
-        path = hparams[name]
-        if path is not None and not os.path.exists(path):
-            raise FileNotFoundError(f"--{name} {path} does not exist")
-    trials_file = hparams["trials_file"]
+    trials_file = settings["trials_file"]
     return (
-        hparams["data_folder"],
-        hparams["eval_folder"],
+        settings["data_folder"],
+        settings["eval_folder"],
         None if trials_file is None else trial_list_path(trials_file),
     )
 
 
-def prepare_csvs(hparams, train_folder, eval_folder):
+def merge_csvs(paths, merged_csv):
+    """Writes the rows of CSV files with the same columns to one file, each
+    ID once (an utterance may be both enrolment and test)."""
+    ids = set()
+    with open(merged_csv, "w", encoding="utf-8", newline="") as merged:
+        writer = None
+        for path in paths:
+            with open(path, encoding="utf-8", newline="") as csv_file:
+                reader = csv.DictReader(csv_file)
+                if writer is None:
+                    writer = csv.DictWriter(merged, reader.fieldnames)
+                    writer.writeheader()
+                for row in reader:
+                    if row["ID"] not in ids:
+                        ids.add(row["ID"])
+                        writer.writerow(row)
+
+
+def prepare_csvs(settings, train_folder, eval_folder):
     """Writes the CSV files of the folders (once); returns the paths of the
-    training, validation (None without ``valid_fraction``) and evaluation
-    (None without ``eval_folder``) CSV files."""
-    save_folder = hparams["save_folder"]
-    options = {
-        "converted_folder": hparams["converted_audio_folder"],
-        "chunk_seconds": hparams["chunk_seconds"],
-    }
-    train_csv = os.path.join(save_folder, "train.csv")
-    valid_csv = os.path.join(save_folder, "valid.csv")
-    data_csv = os.path.join(save_folder, "data.csv")
-    if not hparams["valid_fraction"]:
-        data_csv, valid_csv = train_csv, None
-    sb.utils.distributed.run_on_main(
-        prepare_folder, args=[train_folder, data_csv], kwargs=options
-    )
-    if valid_csv:
+    training, validation (None without ``valid_fraction`` or
+    ``valid_csv``) and evaluation (None without ``eval_folder`` or
+    evaluation CSV files) CSV files; CSV files given are used as they
+    are."""
+    save_folder = settings["save_folder"]
+    train_csv, valid_csv = settings["train_csv"], settings["valid_csv"]
+    if train_folder is not None:
+        train_csv = os.path.join(save_folder, "train.csv")
+        data_csv = train_csv
+        if settings["valid_fraction"]:
+            data_csv = os.path.join(save_folder, "data.csv")
+            valid_csv = os.path.join(save_folder, "valid.csv")
         sb.utils.distributed.run_on_main(
-            split_validation,
-            args=[data_csv, train_csv, valid_csv, hparams["valid_fraction"]],
-            kwargs={"by": hparams["valid_split"], "seed": hparams["seed"]},
+            prepare_folder,
+            args=[train_folder, data_csv],
+            kwargs={
+                "converted_folder": settings["converted_audio_folder"],
+                "chunk_seconds": settings["chunk_seconds"],
+            },
         )
-    eval_csv = os.path.join(save_folder, "eval.csv") if eval_folder else None
-    if eval_csv:
+        if settings["valid_fraction"]:
+            sb.utils.distributed.run_on_main(
+                split_validation,
+                args=[
+                    data_csv,
+                    train_csv,
+                    valid_csv,
+                    settings["valid_fraction"],
+                ],
+                kwargs={
+                    "by": settings["valid_split"],
+                    "seed": settings["seed"],
+                },
+            )
+    eval_csv = settings["eval_csv"]
+    if settings["enrol_csv"]:
+        eval_csv = os.path.join(save_folder, "eval.csv")
+        sb.utils.distributed.run_on_main(
+            merge_csvs,
+            args=[[settings["enrol_csv"], settings["test_csv"]], eval_csv],
+        )
+    elif eval_folder:
+        eval_csv = os.path.join(save_folder, "eval.csv")
         sb.utils.distributed.run_on_main(
             prepare_folder,
             args=[eval_folder, eval_csv],
-            kwargs={"converted_folder": hparams["converted_audio_folder"]},
+            kwargs={"converted_folder": settings["converted_audio_folder"]},
         )
     return train_csv, valid_csv, eval_csv
 
@@ -310,26 +370,27 @@ def main(argv):
     """Runs the recipe; returns the evaluation results (or None)."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     run_opts = init_distributed(run_opts)
-    overrides = yaml.safe_load(overrides or "") or {}
-    hparams = load_hparams(hparams_file, overrides)
-    train_folder, eval_folder, trials_file = locate_data(hparams)
-    os.makedirs(hparams["save_folder"], exist_ok=True)
+    # The data is prepared from the resolved settings, before anything is
+    # built, so that the file is loaded once, with the speaker count.
+    overrides = check_overrides(hparams_file, overrides)
+    settings = preview_hparams(hparams_file, overrides)
+    check_data_options(settings)
+    train_folder, eval_folder, trials_file = locate_data(settings)
+    os.makedirs(settings["save_folder"], exist_ok=True)
     train_csv, valid_csv, eval_csv = prepare_csvs(
-        hparams, train_folder, eval_folder
+        settings, train_folder, eval_folder
     )
     n_speakers = count_speakers(train_csv)
-    if n_speakers != hparams["n_train_speakers"]:
-        overrides["n_train_speakers"] = n_speakers
-        hparams = load_hparams(hparams_file, overrides)
-    sb.create_experiment_directory(hparams["output_folder"])
-    if sb.utils.distributed.if_main_process():
-        with open(
-            os.path.join(hparams["output_folder"], "hyperparams.yaml"), "w"
-        ) as record:
-            record.write(resolved_hparams_text(hparams_file, overrides))
+    overrides["n_train_speakers"] = n_speakers
+    hparams = load_hparams(hparams_file, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
     logger.info(
         "Training on %s: %d speakers, device %s",
-        train_folder,
+        train_folder or train_csv,
         n_speakers,
         run_opts.device or sb.utils.distributed.infer_device(),
     )

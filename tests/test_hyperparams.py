@@ -1,19 +1,86 @@
-"""Tests of the layered hyperparameter loading and of the shipped yaml."""
+"""Tests of the hyperparameter loading and of the shipped yaml files."""
 
 import pathlib
+import re
 
 import pytest
+from hyperpyyaml import load_hyperpyyaml
 
 from speaker_metric_learning.hyperparams import (
     HparamsError,
+    check_overrides,
     load_hparams,
-    resolved_hparams_text,
+    preview_hparams,
 )
 
 HPARAMS = pathlib.Path(__file__).parents[1] / "hparams"
-LOSS_FILES = sorted(
-    path for path in HPARAMS.glob("*.yaml") if path.name != "base.yaml"
+#: The training recipes, and the entries in which each differs from
+#: aam.yaml (besides ``experiment``, whose entry holds the file's header).
+RECIPES = {
+    "aam": set(),
+    "softmax": {"loss"},
+    "center": {"loss"},
+    "coco": {"loss"},
+    "contrastive": {"loss", "speakers_per_batch", "chunks_per_speaker"},
+    "triplet": {"loss", "speakers_per_batch", "chunks_per_speaker", "lr"},
+    "xvector": {"embedding_model"},
+    "ecapa": {"embedding_model", "embedding_dim"},
+}
+#: Top-level names the tests, benchmarks and README pass on command lines.
+COMMAND_LINE_OPTIONS = {
+    "model_scale": 0.125,
+    "chunk_seconds": 1.0,
+    "speakers_per_batch": 4,
+    "chunks_per_speaker": 2,
+    "batches_per_epoch": 2,
+    "number_of_epochs": 1,
+    "lr": 0.01,
+    "seed": 3,
+    "data_folder": "train",
+    "eval_folder": "dev",
+    "trials_file": "trials.txt",
+    "train_csv": "train.csv",
+    "valid_csv": "dev.csv",
+    "eval_csv": "eval.csv",
+    "enrol_csv": "enrol.csv",
+    "test_csv": "test.csv",
+    "num_workers": 0,
+    "eval_batch_size": 2,
+    "valid_fraction": 0.5,
+    "valid_split": "utterance",
+    "pretrained": None,
+    "use_tensorboard": False,
+    "default_corpus_folder": "corpus",
+    "eval_window_seconds": 3.0,
+    "eval_step_seconds": 0.1,
+}
+#: What SpeechBrain's Brain and our train.py take from a recipe.
+BRAIN_KEYS = (
+    "modules",
+    "opt_class",
+    "checkpointer",
+    "epoch_counter",
+    "train_logger",
+    "label_encoder",
+    "chunker",
+    "batch_sampler",
 )
+
+
+def entries(path):
+    """Top-level entries of a yaml file: name -> its lines, with the
+    comment lines just above it (the first holds the file's header)."""
+    result, pending = {}, []
+    for line in path.read_text().splitlines():
+        name = re.match(r"([A-Za-z_]\w*):", line)
+        if name:
+            result[name.group(1)] = pending + [line]
+            pending = []
+        elif line.startswith((" ", "\t")) and result and not pending:
+            result[list(result)[-1]].append(line)
+        elif line.strip():
+            pending.append(line)
+    return result
 
 
 def write(folder, name, text):
@@ -22,40 +89,59 @@ def write(folder, name, text):
     return str(path)
 
 
-def test_child_overrides_and_cli_overrides_reach_the_shared_file(tmp_path):
-    write(tmp_path, "base.yaml", "a: 1\nb: !ref <a> + 1\nc: null\n")
-    child = write(tmp_path, "c.yaml", "r: !include:base.yaml\n    c: 5\n")
-    hparams = load_hparams(child, "a: 10")
-    assert hparams == {"a": 10, "b": 11, "c": 5}
+def test_every_recipe_is_listed_here():
+    shipped = {path.stem for path in HPARAMS.glob("*.yaml")}
+    assert shipped - {"verification_cosine"} == set(RECIPES)
 
 
-def test_references_in_the_child_see_the_shared_names(tmp_path):
-    write(tmp_path, "base.yaml", "dim: 4\nloss: null\n")
-    child = write(
-        tmp_path, "c.yaml", "r: !include:base.yaml\n    loss: !ref <dim> * 2\n"
-    )
-    assert load_hparams(child, {"dim": 5})["loss"] == 10
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipes_differ_only_where_their_loss_or_model_does(name):
+    reference = entries(HPARAMS / "aam.yaml")
+    recipe = entries(HPARAMS / f"{name}.yaml")
+    assert list(recipe) == list(reference)
+    differing = {key for key in reference if recipe[key] != reference[key]} - {
+        "experiment"
+    }
+    # the declared differences are exactly the real ones
+    assert differing == RECIPES[name]
+    assert recipe["experiment"][-1] == f"experiment: {name}"
 
 
-def test_unknown_cli_override_names_the_closest_options(tmp_path):
-    write(tmp_path, "base.yaml", "number_of_epochs: 1\n")
-    child = write(tmp_path, "c.yaml", "r: !include:base.yaml\n")
-    with pytest.raises(HparamsError, match="Did you mean: number_of_epochs"):
-        load_hparams(child, {"number_of_epoch": 3})
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_plain_hyperpyyaml_loads_every_recipe_for_a_brain(name, tmp_path):
+    overrides = {
+        **COMMAND_LINE_OPTIONS,
+        "output_folder": str(tmp_path),
+        "n_train_speakers": 7,
+    }
+    with open(HPARAMS / f"{name}.yaml") as stream:
+        hparams = load_hyperpyyaml(stream, overrides)
+    for key in BRAIN_KEYS:
+        assert hparams[key] is not None, key
+    assert hparams["experiment"] == name
+    assert set(hparams["modules"]) == {"embedding_model", "loss"}
+    assert hparams["modules"]["loss"] is hparams["loss"]
+    recoverables = hparams["checkpointer"].recoverables
+    assert recoverables["loss"] is hparams["loss"]
+    assert recoverables["embedding_model"] is hparams["embedding_model"]
+    assert recoverables["counter"] is hparams["epoch_counter"]
+    assert hparams["epoch_counter"].limit == 1
+    assert hparams["checkpointer"].checkpoints_dir == tmp_path / "save"
+    n_classes = getattr(hparams["loss"], "n_classes", 7)
+    assert n_classes == 7
 
 
-def test_unknown_entry_in_the_child_file_is_refused(tmp_path):
-    write(tmp_path, "base.yaml", "lr: 1\n")
-    child = write(tmp_path, "c.yaml", "r: !include:base.yaml\n    lrr: 2\n")
-    with pytest.raises(HparamsError, match="--lrr"):
-        load_hparams(child)
+def test_overrides_and_references(tmp_path):
+    path = write(tmp_path, "r.yaml", "a: 1\nb: !ref <a> + 1\nc: null\n")
+    assert load_hparams(path, "a: 10") == {"a": 10, "b": 11, "c": None}
+    assert load_hparams(path, {"c": 5}) == {"a": 1, "b": 2, "c": 5}
 
 
-def test_plain_file_is_checked_too(tmp_path):
-    plain = write(tmp_path, "p.yaml", "lr: 1\n")
-    assert load_hparams(plain, {"lr": 2}) == {"lr": 2}
-    with pytest.raises(HparamsError, match="--batch"):
-        load_hparams(plain, {"batch": 2})
+def test_unknown_override_names_the_closest_options(tmp_path):
+    path = write(tmp_path, "r.yaml", "number_of_epochs: 1\n")
+    for check in (load_hparams, preview_hparams, check_overrides):
+        with pytest.raises(HparamsError, match="Did you mean: number_of_ep"):
+            check(path, {"number_of_epoch": 3})
 
 
 def test_missing_and_invalid_files_give_clear_errors(tmp_path):
@@ -64,29 +150,19 @@ def test_missing_and_invalid_files_give_clear_errors(tmp_path):
     broken = write(tmp_path, "b.yaml", "a: [1, 2\n")
     with pytest.raises(HparamsError, match="not valid YAML"):
         load_hparams(broken)
+    listed = write(tmp_path, "l.yaml", "- 1\n- 2\n")
+    with pytest.raises(HparamsError, match="must hold a mapping"):
+        load_hparams(listed)
 
 
-def test_resolved_text_records_what_the_run_used(tmp_path):
-    write(tmp_path, "base.yaml", "a: 1\nb: !ref <a>\n")
-    child = write(tmp_path, "c.yaml", "r: !include:base.yaml\n")
-    text = resolved_hparams_text(child, {"a": 4})
-    assert text == "a: 4\nb: 4\n"
-
-
-@pytest.mark.parametrize("path", LOSS_FILES, ids=lambda p: p.stem)
-def test_every_loss_file_builds_its_loss_and_shares_the_base(path, tmp_path):
-    hparams = load_hparams(
-        str(path),
-        {"output_folder": str(tmp_path), "n_train_speakers": 7},
+def test_preview_resolves_values_and_builds_nothing(tmp_path):
+    path = write(
+        tmp_path,
+        "r.yaml",
+        "out: results\nsave: !ref <out>/save\n"
+        "boom: !apply:sys.exit [3]\nn: !ref <k> * 2\nk: 4\n",
     )
-    assert hparams["experiment"] == path.stem
-    assert hparams["modules"]["loss"] is hparams["loss"]
-    assert hparams["checkpointer"].recoverables["loss"] is hparams["loss"]
-    # A loss file holds only its differences: one include, few entries.
-    lines = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    assert lines[0].endswith("!include:base.yaml")
-    assert len(lines) < 20
+    preview = preview_hparams(path, {"out": "elsewhere", "k": 5})
+    assert preview["save"] == "elsewhere/save"
+    assert preview["n"] == 10
+    assert preview["boom"].tag.value == "!apply:sys.exit"

@@ -1,8 +1,11 @@
 """Audio reading, random chunking and SpeechBrain dataset pipelines.
 
 The recipe's data preparation writes CSV files with the columns
-``ID,duration,wav,spk_id``; this module turns them into
-``speechbrain.dataio.dataset.DynamicItemDataset`` objects:
+``ID,duration,wav,spk_id``; SpeechBrain's VoxCeleb preparation writes
+``ID,duration,wav,start,stop,spk_id``, whose rows are segments ``[start,
+stop)`` of the files, in samples (``duration`` is then the file's). This
+module turns both into ``speechbrain.dataio.dataset.DynamicItemDataset``
+objects:
 
 * training items are random fixed-length chunks, drawn anew every epoch
   from a seeded generator, so a run is reproducible and resumable;
@@ -217,6 +220,39 @@ class ClippingMonitor:
 
 #: Columns of the data CSV files written by the recipe's preparation.
 DATA_CSV_COLUMNS = ("ID", "duration", "wav", "spk_id")
+#: Columns of the segments of SpeechBrain's VoxCeleb CSV files.
+SEGMENT_COLUMNS = ("start", "stop")
+
+
+def segment(row, sample_rate=16000):
+    """Start and duration, in seconds, of the audio of a data CSV row.
+
+    A row with ``start`` and ``stop`` (SpeechBrain's VoxCeleb CSV files,
+    sample indices at ``sample_rate``) is that segment of its file;
+    otherwise it is the whole file, of ``duration`` seconds.
+
+    Arguments
+    ---------
+    row : dict
+        A CSV row (strings or numbers).
+    sample_rate : int
+        Rate of the ``start`` and ``stop`` sample indices.
+
+    Returns
+    -------
+    start, duration : float
+
+    Example
+    -------
+    >>> segment({"duration": "7.5", "start": "48000", "stop": "96000"})
+    (3.0, 3.0)
+    >>> segment({"duration": "7.5"})
+    (0.0, 7.5)
+    """
+    if "start" in row and "stop" in row:
+        start, stop = int(row["start"]), int(row["stop"])
+        return start / sample_rate, (stop - start) / sample_rate
+    return 0.0, float(row["duration"])
 
 
 def check_data_csv(path):
@@ -225,7 +261,8 @@ def check_data_csv(path):
     Arguments
     ---------
     path : str or os.PathLike
-        CSV with the columns ``ID,duration,wav,spk_id`` (more are allowed).
+        CSV with the columns ``ID,duration,wav,spk_id`` (more are allowed;
+        ``start`` and ``stop``, when there, are checked too).
 
     Returns
     -------
@@ -240,7 +277,8 @@ def check_data_csv(path):
         Naming the file and line of the first problem: not UTF-8 text, a
         missing column, a row with a missing field, an empty ID, wav path
         or speaker, a duplicate ID, a duration that is not a positive
-        number; or no row at all.
+        number, a segment that is not ``0 <= start < stop`` in whole
+        samples; or no row at all.
 
     Example
     -------
@@ -273,6 +311,7 @@ of seconds. Delete the file to prepare the data again.
             f"(expected {','.join(DATA_CSV_COLUMNS)}). {redo}"
         )
     columns = [header.index(name) for name in DATA_CSV_COLUMNS]
+    bounds = [header.index(name) for name in SEGMENT_COLUMNS if name in header]
     seen = set()
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
@@ -299,9 +338,22 @@ of seconds. Delete the file to prepare the data again.
                 f"{path}, line {number}: duration {duration!r} is not a "
                 f"positive number of seconds. {redo}"
             )
+        if len(bounds) == 2 and not _is_segment(*(row[i] for i in bounds)):
+            raise ValueError(
+                f"{path}, line {number}: start {row[bounds[0]]!r} and stop "
+                f"{row[bounds[1]]!r} are not sample indices with "
+                f"0 <= start < stop. {redo}"
+            )
     if len(rows) == 1:
         raise ValueError(f"{path} holds no utterance. {redo}")
     return len(rows) - 1
+
+
+def _is_segment(start, stop):
+    """Whether two CSV fields are sample indices ``0 <= start < stop``."""
+    if not (start.isdigit() and stop.isdigit()):
+        return False
+    return int(start) < int(stop)
 
 
 class RandomChunker:
@@ -374,8 +426,10 @@ class RandomChunker:
         rng = np.random.default_rng(zlib.crc32(key))
         return float(rng.uniform(0.0, slack))
 
-    def __call__(self, utterance_id, path, duration):
-        start = self.offset(utterance_id, duration)
+    def __call__(self, utterance_id, path, duration, start=0.0):
+        """The chunk of the utterance of ``duration`` seconds that starts
+        ``start`` seconds into the file ``path``."""
+        start += self.offset(utterance_id, duration)
         waveform = read_audio(
             path, self.sample_rate, start=start, duration=self.chunk_seconds
         )
@@ -393,10 +447,11 @@ class SpeakerSubstitutes:
     Arguments
     ---------
     rows : dict
-        Utterance id to its CSV row (``wav``, ``duration``, ``spk_id``), in
-        CSV order (``DynamicItemDataset.data``).
-    chunker : callable
-        ``chunker(utterance_id, wav, duration) -> waveform``.
+        Utterance id to its CSV row (``wav``, ``duration``, ``spk_id``,
+        optionally ``start`` and ``stop``: see :func:`segment`), in CSV
+        order (``DynamicItemDataset.data``).
+    chunker : RandomChunker
+        ``chunker(utterance_id, wav, duration, start) -> waveform``.
     unreadable_list : str or os.PathLike, optional
         File to which ``path<TAB>reason`` of every unreadable file is
         appended, once per process.
@@ -436,7 +491,8 @@ class SpeakerSubstitutes:
 
     def _chunk(self, utterance_id):
         row = self.rows[utterance_id]
-        chunk = self.chunker(utterance_id, row["wav"], float(row["duration"]))
+        start, duration = segment(row, self.chunker.sample_rate)
+        chunk = self.chunker(utterance_id, row["wav"], duration, start)
         if self.monitor is not None:
             self.monitor(row["wav"], chunk)
         return chunk
@@ -494,7 +550,9 @@ def training_dataset(
     Arguments
     ---------
     csv_path : str
-        CSV with columns ``ID,duration,wav,spk_id``.
+        CSV with columns ``ID,duration,wav,spk_id`` (chunks are drawn from
+        whole files), or ``ID,duration,wav,start,stop,spk_id`` (from the
+        segments).
     chunker : RandomChunker
         Draws the chunk of each utterance.
     label_encoder : speechbrain.dataio.encoder.CategoricalEncoder
@@ -561,9 +619,10 @@ def evaluation_dataset(csv_path, sample_rate=16000, clipped_list=None):
     Arguments
     ---------
     csv_path : str
-        CSV with columns ``ID,duration,wav,spk_id``.
+        CSV with columns ``ID,duration,wav,spk_id`` (whole files), or
+        ``ID,duration,wav,start,stop,spk_id`` (segments).
     sample_rate : int
-        Sample rate of the returned signals.
+        Sample rate of the returned signals (and of ``start``/``stop``).
     clipped_list : str or os.PathLike, optional
         File to which the utterances that look clipped are appended.
 
@@ -587,10 +646,15 @@ def evaluation_dataset(csv_path, sample_rate=16000, clipped_list=None):
     dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path)
     monitor = ClippingMonitor(clipped_list)
 
-    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.takes("id", "wav")
     @sb.utils.data_pipeline.provides("sig")
-    def audio_pipeline(wav):
-        return monitor(wav, read_audio(wav, sample_rate))
+    def audio_pipeline(utterance_id, wav):
+        row = dataset.data[utterance_id]
+        # a whole file is read to its end, whatever its header said
+        start, duration = (
+            segment(row, sample_rate) if "stop" in row else (0, None)
+        )
+        return monitor(wav, read_audio(wav, sample_rate, start, duration))
 
     sb.dataio.dataset.add_dynamic_item([dataset], audio_pipeline)
     sb.dataio.dataset.set_output_keys([dataset], ["id", "sig"])

@@ -47,6 +47,7 @@ import tempfile
 
 import ruamel.yaml
 import torch
+from hyperpyyaml import load_hyperpyyaml
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from speechbrain.inference.speaker import SpeakerRecognition
 from torch import nn
@@ -355,6 +356,16 @@ it unless you trust its author; to allow more, pass allowed=.
     if not path.is_file():
         raise FileNotFoundError(f"hyperparameter file not found: {path}")
     text = path.read_text(encoding="utf-8")
+    targets = _checked_targets(text, path, allowed)
+    if show:
+        print(text)
+        print("# It builds or calls:", *targets, sep="\n#   ")
+    return targets
+
+
+def _checked_targets(text, path, allowed):
+    """The sorted tags of a hyperparameter text, or UnsafeHyperparamsError
+    naming ``path``."""
     try:
         root = ruamel.yaml.YAML().compose(text)
     except ruamel.yaml.YAMLError as error:
@@ -370,9 +381,6 @@ it unless you trust its author; to allow more, pass allowed=.
             + ". Do not load it unless you trust its author; to allow more, "
             "pass allowed=."
         )
-    if show:
-        print(text)
-        print("# It builds or calls:", *sorted(targets), sep="\n#   ")
     return sorted(targets)
 
 
@@ -475,7 +483,9 @@ def weights_file(source):
 
     Returns
     -------
-    pathlib.Path
+    str
+        The path, as the ``paths`` of SpeechBrain's ``Pretrainer`` take it
+        (``hparams/verification.yaml``).
 
     Example
     -------
@@ -487,11 +497,11 @@ def weights_file(source):
     """
     path = pathlib.Path(source)
     if path.is_file():
-        return path
+        return str(path)
     if (path / WEIGHTS_FILE).is_file():
-        return path / WEIGHTS_FILE
+        return str(path / WEIGHTS_FILE)
     _, checkpoint, _ = _locate_run(path)
-    return checkpoint.path / WEIGHTS_FILE
+    return str(checkpoint.path / WEIGHTS_FILE)
 
 
 def _read_yaml(path):
@@ -582,8 +592,8 @@ mismatches (...)...
     except ValueError as error:
         raise ValueError(
             f"cannot start from the pretrained model in {source}: {error}."
-            f"{_architecture_hint(path.parent)} Build the same architecture "
-            "(e.g. the same --model_scale and --embedding_dim)."
+            f"{_architecture_hint(pathlib.Path(path).parent)} Build the same "
+            "architecture (e.g. the same --model_scale and --embedding_dim)."
         ) from None
 
 
@@ -877,6 +887,83 @@ def export_model(source, output_folder, onnx=False, overwrite=False):
             f"be exported to ONNX ({onnx_error})"
         )
     return output
+
+
+def embedding_architecture(source, allowed=SAFE_TARGETS):
+    """The embedding network of a model folder, a run or a checkpoint,
+    built from its own definition, without its weights.
+
+    The verification yaml for SpeechBrain's VoxCeleb scoring scripts
+    (``hparams/verification.yaml``) builds its ``embedding_model`` with
+    this and has its Pretrainer load the weights (:func:`weights_file`),
+    so that one yaml serves every model family. The definition is checked
+    as by :func:`check_hyperparams_safe` before anything is built.
+
+    Arguments
+    ---------
+    source : str or pathlib.Path
+        An exported model folder, a ``train.py`` output folder or one of
+        its ``save/CKPT+*`` folders.
+    allowed : sequence of str
+        Passed to :func:`check_hyperparams_safe`.
+
+    Returns
+    -------
+    torch.nn.Module
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> node = ruamel.yaml.YAML().load(
+    ...     "m: !new:speaker_metric_learning.models.SincTDNN {scale: 0.125}"
+    ... )["m"]
+    >>> folder = tempfile.mkdtemp()
+    >>> with open(os.path.join(folder, HYPERPARAMS_FILE), "w") as f:
+    ...     _ = f.write(exported_hyperparams(node))
+    >>> type(embedding_architecture(folder)).__name__
+    'SincTDNN'
+    """
+    folder = pathlib.Path(source)
+    if (folder / HYPERPARAMS_FILE).is_file() and not (folder / "save").is_dir():
+        definition = folder / HYPERPARAMS_FILE
+        text = definition.read_text(encoding="utf-8")
+    else:
+        run, _, _ = _locate_run(folder)
+        definition = run / HYPERPARAMS_FILE
+        hparams = _read_yaml(definition)
+        text = exported_hyperparams(
+            hparams["embedding_model"], hparams.get("sample_rate", 16000)
+        )
+    _checked_targets(text, definition, allowed)
+    return load_hyperpyyaml(text)["embedding_model"]
+
+
+def embedding_size(model, sample_rate=16000):
+    """The size of the embeddings of a network, from one second of silence.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        A waveform-to-embedding network (``[batch, time]`` in).
+    sample_rate : int
+        Its input rate.
+
+    Returns
+    -------
+    int
+
+    Example
+    -------
+    >>> from speaker_metric_learning.models import SincTDNN
+    >>> embedding_size(SincTDNN(embedding_dim=24, scale=0.125))
+    24
+    """
+    training = model.training
+    model.eval()
+    with torch.no_grad():
+        size = model(torch.zeros(1, sample_rate)).shape[-1]
+    model.train(training)
+    return int(size)
 
 
 def load_model(source, run_opts=None):

@@ -1,23 +1,14 @@
-"""Loading the recipe's layered hyperpyyaml files with checked overrides.
+"""Loading the recipe's hyperpyyaml files with checked overrides.
 
-A loss file under ``hparams/`` holds only what differs from the shared
-recipe: it has one top-level key whose value is SpeechBrain's
-``!include:`` of the shared file, and the mapping under it overrides the
-shared file's entries::
-
-    recipe: !include:base.yaml
-        experiment: aam
-        loss: !new:speaker_metric_learning.losses.AdditiveAngularMarginLoss
-            embedding_dim: !ref <embedding_dim>
-            n_classes: !ref <n_train_speakers>
-
-The loss file's entries replace the shared file's before anything is
-resolved, so their ``!ref`` see the shared names (``<embedding_dim>``), and
-the result is one flat set of hyperparameters. Command-line overrides
-(``--number_of_epochs 3``) then apply to it, checked first: an unknown name
-ends in one message listing the closest known names rather than a
-``KeyError`` deep inside hyperpyyaml. Plain files without an include are
-loaded as they are, with the same check.
+Every ``hparams/<loss>.yaml`` is a plain, self-contained hyperpyyaml file:
+``hyperpyyaml.load_hyperpyyaml(open(path), overrides)`` loads it, as in any
+SpeechBrain recipe. :func:`load_hparams` does the same, with messages for
+the usual mistakes: an unknown override (``--number_of_epoch 3``) ends in
+one line naming the closest known names rather than a ``KeyError`` deep
+inside hyperpyyaml, and a misspelt class, argument or reference names the
+file and line. :func:`preview_hparams` gives the values of the entries with
+references resolved but nothing built, which the recipe reads to prepare
+its data before it loads the file once.
 
 Authors
  * speaker_metric_learning developers
@@ -25,101 +16,52 @@ Authors
 
 import difflib
 import inspect
-import io
-import os
 import pydoc
 import re
 
 import ruamel.yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 
-INCLUDE_TAG = "!include:"
-
 
 class HparamsError(ValueError):
     """Raised for an unknown override or a malformed hyperparameter file."""
 
 
-def _yaml():
-    return ruamel.yaml.YAML()
-
-
 def _read_yaml(path):
     try:
         with open(path, encoding="utf-8") as stream:
-            return _yaml().load(stream)
+            return ruamel.yaml.YAML().load(stream)
     except FileNotFoundError:
         raise HparamsError(f"hyperparameter file not found: {path}") from None
     except ruamel.yaml.YAMLError as error:
         raise HparamsError(f"{path} is not valid YAML: {error}") from None
 
 
-def _include_entry(document):
-    """Returns (key, node) of the document's single top-level include."""
-    includes = [
-        (key, node)
-        for key, node in document.items()
-        if str(getattr(getattr(node, "tag", None), "value", "")).startswith(
-            INCLUDE_TAG
-        )
-    ]
-    if len(includes) > 1:
-        raise HparamsError("a recipe file may include one shared file only")
-    return includes[0] if includes else (None, None)
+def _as_mapping(overrides):
+    """Overrides as a dict, from a mapping, None, or the YAML text of
+    ``speechbrain.parse_arguments`` (one ``name: value`` line per option;
+    a name given twice keeps its last value, as on a command line)."""
+    if not isinstance(overrides, str):
+        return dict(overrides or {})
+    mapping = {}
+    for line in overrides.splitlines():
+        if line.strip():
+            try:
+                mapping.update(ruamel.yaml.YAML().load(line))
+            except (ruamel.yaml.YAMLError, TypeError, ValueError):
+                raise HparamsError(
+                    f"option {line.strip()!r} is not 'name: value' YAML"
+                ) from None
+    return mapping
 
 
-def _check_known(overrides, known, path):
-    for name in overrides:
-        if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=3)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise HparamsError(
-                f"unknown option --{name} for {path}.{hint} Options are the "
-                "top-level names of the hyperparameter files."
-            )
-
-
-def _layered_text(path, overrides):
-    """The file with its include merged and checked overrides applied."""
-    if isinstance(overrides, str):
-        overrides = _yaml().load(overrides) if overrides.strip() else None
-    overrides = dict(overrides or {})
-    document = _read_yaml(path)
-    if not isinstance(document, dict):
-        raise HparamsError(f"{path} must hold a mapping of names to values")
-    key, include = _include_entry(document)
-    if key is not None:
-        if len(document) > 1:
-            raise HparamsError(
-                f"{path}: put every entry under the include '{key}', "
-                "so that it reaches the shared file"
-            )
-        shared_path = os.path.join(
-            os.path.dirname(os.path.abspath(path)),
-            include.tag.value[len(INCLUDE_TAG) :],
-        )
-        shared = _read_yaml(shared_path)
-        entries = include if isinstance(include, dict) else {}
-        _check_known(set(entries), set(shared), path)
-        for name, value in entries.items():
-            shared[name] = value
-        document = shared
-    _check_known(overrides, set(document), path)
-    for name, value in overrides.items():
-        document[name] = value
-    text = io.StringIO()
-    _yaml().dump(document, text)
-    text.seek(0)
-    return text
-
-
-def load_hparams(path, overrides=None):
-    """Loads a recipe hyperparameter file, applying checked overrides.
+def check_overrides(path, overrides=None):
+    """Checks that every override names a top-level entry of the file.
 
     Arguments
     ---------
-    path : str
-        A hyperpyyaml file, plain or with one top-level ``!include:``.
+    path : str or os.PathLike
+        A hyperpyyaml file.
     overrides : str or dict, optional
         YAML text (as returned by ``speechbrain.parse_arguments``) or a
         mapping of top-level names to new values.
@@ -127,35 +69,83 @@ def load_hparams(path, overrides=None):
     Returns
     -------
     dict
-        The loaded hyperparameters (for a layered file, the shared file's
-        with the file's own entries applied).
+        The overrides as a mapping.
 
     Raises
     ------
     HparamsError
-        If an override names no known entry or a file is missing/invalid.
+        For an unknown name (with the closest known names), or a file that
+        is missing, not YAML or not a mapping.
 
     Example
     -------
     >>> import tempfile, os
-    >>> folder = tempfile.mkdtemp()
-    >>> with open(os.path.join(folder, "base.yaml"), "w") as f:
-    ...     _ = f.write("epochs: 10\\nlr: 0.1\\nloss: null\\n")
-    >>> with open(os.path.join(folder, "child.yaml"), "w") as f:
-    ...     _ = f.write("recipe: !include:base.yaml\\n    loss: aam\\n")
-    >>> hparams = load_hparams(os.path.join(folder, "child.yaml"), "lr: 0.5")
-    >>> hparams["epochs"], hparams["lr"], hparams["loss"]
-    (10, 0.5, 'aam')
-    >>> load_hparams(os.path.join(folder, "child.yaml"), {"epoch": 3})
+    >>> path = os.path.join(tempfile.mkdtemp(), "recipe.yaml")
+    >>> _ = open(path, "w").write("number_of_epochs: 10\\nlr: 0.1\\n")
+    >>> check_overrides(path, "lr: 0.5\\nlr: 1e-3")
+    {'lr': 0.001}
+    >>> check_overrides(path, {"number_of_epoch": 3})
+    Traceback (most recent call last):
+    ...
+    speaker_metric_learning.hyperparams.HparamsError: unknown option \
+--number_of_epoch for ...recipe.yaml. Did you mean: number_of_epochs? \
+Options are the top-level names of the hyperparameter file.
+    """
+    document = _read_yaml(path)
+    if not isinstance(document, dict):
+        raise HparamsError(f"{path} must hold a mapping of names to values")
+    overrides = _as_mapping(overrides)
+    for name in overrides:
+        if name not in document:
+            close = difflib.get_close_matches(name, sorted(document), n=3)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise HparamsError(
+                f"unknown option --{name} for {path}.{hint} Options are the "
+                "top-level names of the hyperparameter file."
+            )
+    return overrides
+
+
+def load_hparams(path, overrides=None):
+    """Loads a hyperpyyaml file with ``load_hyperpyyaml``, overrides checked.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        A hyperpyyaml file.
+    overrides : str or dict, optional
+        YAML text (as returned by ``speechbrain.parse_arguments``) or a
+        mapping of top-level names to new values.
+
+    Returns
+    -------
+    dict
+        The loaded hyperparameters.
+
+    Raises
+    ------
+    HparamsError
+        If an override names no entry, the file is missing or invalid, or
+        an entry names an unknown class, argument or reference.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "recipe.yaml")
+    >>> _ = open(path, "w").write("epochs: 10\\ntwice: !ref <epochs> * 2\\n")
+    >>> load_hparams(path, "epochs: 3")
+    {'epochs': 3, 'twice': 6}
+    >>> load_hparams(path, {"epoch": 3})
     Traceback (most recent call last):
     ...
     speaker_metric_learning.hyperparams.HparamsError: unknown option --epoch \
-for ...child.yaml. Did you mean: epochs? Options are the top-level names of \
-the hyperparameter files.
+for ...recipe.yaml. Did you mean: epochs? Options are the top-level names of \
+the hyperparameter file.
     """
-    text = _layered_text(path, overrides)
+    overrides = check_overrides(path, overrides)
     try:
-        return load_hyperpyyaml(text)
+        with open(path, encoding="utf-8") as stream:
+            return load_hyperpyyaml(stream, overrides)
     except (ImportError, TypeError, ValueError) as error:
         message = _construction_message(path, error)
         if message is None:
@@ -163,34 +153,61 @@ the hyperparameter files.
         raise HparamsError(message) from None
 
 
-def _source_files(path):
-    """The file and the shared file it includes, if any."""
-    files = [path]
-    _, include = _include_entry(_read_yaml(path))
-    if include is not None:
-        files.append(
-            os.path.join(
-                os.path.dirname(os.path.abspath(path)),
-                include.tag.value[len(INCLUDE_TAG) :],
-            )
-        )
-    return files
+def preview_hparams(path, overrides=None):
+    """The entries of a hyperpyyaml file with references resolved and
+    overrides applied, without building or calling anything.
+
+    Plain values (numbers, strings, paths) are as ``load_hyperpyyaml``
+    would give them; ``!new:``/``!name:``/``!apply:`` entries stay unbuilt
+    YAML nodes.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        A hyperpyyaml file.
+    overrides : str or dict, optional
+        As for :func:`load_hparams` (checked the same way).
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "recipe.yaml")
+    >>> _ = open(path, "w").write(
+    ...     "out: results\\nsave: !ref <out>/save\\n"
+    ...     "model: !new:torch.nn.Linear [2, 2]\\n")
+    >>> preview = preview_hparams(path, {"out": "here"})
+    >>> preview["save"], preview["model"].tag.value
+    ('here/save', '!new:torch.nn.Linear')
+    """
+    overrides = check_overrides(path, overrides)
+    try:
+        with open(path, encoding="utf-8") as stream:
+            text = resolve_references(stream, overrides)
+    except ValueError as error:
+        message = _construction_message(path, error)
+        if message is None:
+            raise
+        raise HparamsError(message) from None
+    return dict(ruamel.yaml.YAML().load(text))
 
 
 def _location(path, pattern):
-    """``file, line N`` of the first line matching ``pattern`` in the file
-    or its shared file, else the file name."""
-    for name in _source_files(path):
-        with open(name, encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if re.search(pattern, line):
-                    return f"{name}, line {number}"
+    """``file, line N`` of the first line matching ``pattern``, else the
+    file name."""
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if re.search(pattern, line):
+                return f"{path}, line {number}"
     return str(path)
 
 
 def _construction_message(path, error):
-    """One line for a ``!new:``/``!name:`` entry that names an unknown
-    class or function, or gives it an unknown argument (None for other
+    """One line for an entry that names an unknown class or function, gives
+    it an unknown argument, or refers to no entry (None for other
     errors)."""
     text = str(error.args[0]) if error.args else ""
     if isinstance(error, ImportError) and text.startswith("There is no such"):
@@ -221,42 +238,9 @@ def _construction_message(path, error):
     reference = re.fullmatch(r'The reference "([^"]+)" is not valid', text)
     if isinstance(error, ValueError) and reference is not None:
         name = reference.group(1)
-        known = _yaml().load(_layered_text(path, None)) or {}
+        known = _read_yaml(path) or {}
         close = difflib.get_close_matches(name.split("[")[0], list(known))
         hint = f" Did you mean <{close[0]}>?" if close else ""
         where = _location(path, f"<{re.escape(name)}>")
         return f"{where}: !ref <{name}> names no entry.{hint}"
     return None
-
-
-def resolved_hparams_text(path, overrides=None):
-    """The hyperparameters as one self-contained YAML text, for the record.
-
-    Includes are expanded, references resolved and overrides applied, so
-    the text saved beside a run says exactly what the run used.
-
-    Arguments
-    ---------
-    path : str
-        A hyperpyyaml file, plain or with one top-level ``!include:``.
-    overrides : str or dict, optional
-        As for :func:`load_hparams`.
-
-    Returns
-    -------
-    str
-
-    Example
-    -------
-    >>> import tempfile, os
-    >>> folder = tempfile.mkdtemp()
-    >>> with open(os.path.join(folder, "base.yaml"), "w") as f:
-    ...     _ = f.write("epochs: 10\\ntwice: !ref <epochs> * 2\\n")
-    >>> with open(os.path.join(folder, "child.yaml"), "w") as f:
-    ...     _ = f.write("recipe: !include:base.yaml\\n    epochs: 3\\n")
-    >>> print(resolved_hparams_text(os.path.join(folder, "child.yaml")))
-    epochs: 3
-    twice: 6
-    <BLANKLINE>
-    """
-    return resolve_references(_layered_text(path, overrides)).getvalue()
