@@ -9,6 +9,7 @@ from speechbrain.dataio.encoder import CategoricalEncoder
 from speaker_metric_learning.data import (
     AudioReadError,
     RandomChunker,
+    check_data_csv,
     evaluation_dataset,
     read_audio,
     training_dataset,
@@ -105,3 +106,46 @@ def test_datasets_give_chunks_labels_and_whole_utterances(tmp_path, ramp):
     # sorted by duration, whole utterances
     assert [item["id"] for item in evaluation] == ["a/1", "b/1"]
     assert [item["sig"].shape[0] for item in evaluation] == [4000, 16000]
+
+
+def segment_csv(folder, ramp, rows):
+    """A CSV in SpeechBrain's VoxCeleb layout (the file's duration, then the
+    segment in samples) with ``(ID, start, stop, speaker)`` rows."""
+    path = folder / "segments.csv"
+    lines = ["ID,duration,wav,start,stop,spk_id"]
+    lines += [f"{uid},1.0,{ramp},{a},{b},{spk}" for uid, a, b, spk in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_training_chunks_stay_inside_their_segments(tmp_path, ramp):
+    rows = [("s1--a_0", 0, 4000, "s1"), ("s2--a_1", 8000, 16000, "s2")]
+    csv_path = segment_csv(tmp_path, ramp, rows)
+    chunker = RandomChunker(0.2)
+    data = training_dataset(csv_path, chunker, CategoricalEncoder())
+    for epoch in range(5):
+        chunker.set_epoch(epoch)
+        for (_, start, stop, _), item in zip(rows, data, strict=True):
+            chunk = item["sig"]
+            assert chunk.shape == (3200,)
+            # ramp value = time: the chunk lies in [start, stop)
+            assert chunk[0].item() >= start / 16000 - 1e-6
+            assert chunk.max().item() < stop / 16000
+
+
+def test_evaluation_reads_segments_and_whole_files(tmp_path, ramp):
+    csv_path = segment_csv(tmp_path, ramp, [("s1/x", 4000, 12000, "s1")])
+    (item,) = evaluation_dataset(csv_path)
+    assert item["sig"].shape == (8000,)
+    assert item["sig"][0].item() == pytest.approx(0.25, abs=1e-6)
+    whole = tmp_path / "whole.csv"
+    whole.write_text(f"ID,duration,wav,spk_id\ns1/y,0.5,{ramp},s1\n")
+    (item,) = evaluation_dataset(str(whole))
+    assert item["sig"].shape == (16000,)  # to the end, whatever duration says
+
+
+@pytest.mark.parametrize("start, stop", [("8", "8"), ("-1", "5"), ("a", "9")])
+def test_bad_segments_are_refused_with_the_line(tmp_path, ramp, start, stop):
+    csv_path = segment_csv(tmp_path, ramp, [("s1/x", start, stop, "s1")])
+    with pytest.raises(ValueError, match="line 2: start .* sample indices"):
+        check_data_csv(csv_path)

@@ -4,8 +4,11 @@ import pathlib
 import re
 
 import pytest
+import ruamel.yaml
+import torch
 from hyperpyyaml import load_hyperpyyaml
 
+from speaker_metric_learning.export import WEIGHTS_FILE, exported_hyperparams
 from speaker_metric_learning.hyperparams import (
     HparamsError,
     check_overrides,
@@ -91,7 +94,7 @@ def write(folder, name, text):
 
 def test_every_recipe_is_listed_here():
     shipped = {path.stem for path in HPARAMS.glob("*.yaml")}
-    assert shipped - {"verification_cosine"} == set(RECIPES)
+    assert shipped - {"verification"} == set(RECIPES)
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -129,6 +132,69 @@ def test_plain_hyperpyyaml_loads_every_recipe_for_a_brain(name, tmp_path):
     assert hparams["checkpointer"].checkpoints_dir == tmp_path / "save"
     n_classes = getattr(hparams["loss"], "n_classes", 7)
     assert n_classes == 7
+
+
+#: What SpeechBrain's speaker_verification_cosine.py and
+#: speaker_verification_plda.py read from their yaml.
+VERIFICATION_KEYS = (
+    "data_folder",
+    "output_folder",
+    "save_folder",
+    "verification_file",
+    "train_data",
+    "enrol_data",
+    "test_data",
+    "split_ratio",
+    "skip_prep",
+    "n_train_snts",
+    "score_norm",
+    "cohort_size",
+    "train_dataloader_opts",
+    "enrol_dataloader_opts",
+    "test_dataloader_opts",
+    "compute_features",
+    "mean_var_norm",
+    "embedding_model",
+    "pretrainer",
+    "seg_dur",
+    "emb_dim",
+    "compute_plda",
+)
+
+
+def test_plain_hyperpyyaml_loads_the_verification_yaml(tmp_path):
+    """With a model folder, the yaml gives SpeechBrain's scripts all they
+    read, and its Pretrainer loads the folder's weights."""
+    node = ruamel.yaml.YAML().load(
+        "m: !new:speaker_metric_learning.models.SincTDNN\n"
+        "    {scale: 0.125, embedding_dim: 16}"
+    )["m"]
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "hyperparams.yaml").write_text(exported_hyperparams(node))
+    saved = load_hyperpyyaml(exported_hyperparams(node))["embedding_model"]
+    torch.save(saved.state_dict(), model / WEIGHTS_FILE)
+    overrides = {
+        "data_folder": str(tmp_path / "voxceleb1"),
+        "pretrain_path": str(model),
+        "output_folder": str(tmp_path / "out"),
+    }
+    with open(HPARAMS / "verification.yaml") as stream:
+        hparams = load_hyperpyyaml(stream, overrides)
+    for key in VERIFICATION_KEYS:
+        assert key in hparams, key
+    assert hparams["emb_dim"] == 16
+    # the scripts write the trial list to save_folder first
+    (tmp_path / "out" / "save").mkdir(parents=True)
+    hparams["pretrainer"].collect_files()
+    hparams["pretrainer"].load_collected()
+    loaded = hparams["embedding_model"].state_dict()
+    for name, value in saved.state_dict().items():
+        assert torch.equal(loaded[name], value), name
+    wavs = torch.randn(2, 16000)
+    lengths = torch.ones(2)
+    feats = hparams["mean_var_norm"](hparams["compute_features"](wavs), lengths)
+    assert torch.equal(feats, wavs)
 
 
 def test_overrides_and_references(tmp_path):

@@ -112,3 +112,39 @@ def test_utterance_validation_augmentation_and_tensorboard(
     scalars = events.Tags()["scalars"]
     assert {"train/loss", "valid/eer", "lr", "train/step_loss"} <= set(scalars)
     assert [e.step for e in events.Scalars("train/step_loss")] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            ["--train_csv=data.csv", "--data_folder=train"],
+            "give --train_csv or --data_folder, not both",
+        ),
+        (
+            ["--train_csv=data.csv", "--valid_fraction=0.2"],
+            "give --train_csv or --valid_fraction, not both",
+        ),
+        (
+            ["--enrol_csv=data.csv", "--eval_csv=data.csv"],
+            "give --eval_csv or --enrol_csv, not both",
+        ),
+        (["--enrol_csv=data.csv"], "give --enrol_csv and --test_csv together"),
+        (["--train_csv=missing.csv"], "--train_csv missing.csv does not exist"),
+    ],
+)
+def test_contradicting_data_options_are_refused_first(
+    tmp_path, monkeypatch, options, message
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.csv").write_text("ID,duration,wav,spk_id\n")
+    (tmp_path / "train").mkdir()
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        train.main(
+            [
+                str(ROOT / "hparams" / "softmax.yaml"),
+                f"--output_folder={tmp_path / 'out'}",
+                *options,
+            ]
+        )
+    assert not (tmp_path / "out").exists()
