@@ -5,12 +5,19 @@
     python train.py hparams/aam.yaml --data_folder TRAIN \\
         --eval_folder DEV --trials_file DEV/trials.txt
 
-Steps, top to bottom: load the hyperparameters (unknown options are refused
-with the closest known names); get the data (generate the default synthetic
-corpus when no --data_folder is given) and write its CSV files; train with
-SpeakerBrain (checkpoints and resume come from SpeechBrain's Checkpointer);
-embed the evaluation utterances, score the trial list by cosine similarity
-and write EER / minDCF to results.json in the output folder.
+    python train.py hparams/aam.yaml --train_csv save/train.csv \
+        --enrol_csv save/enrol.csv --test_csv save/test.csv \
+        --trials_file veri_test2.txt     # SpeechBrain's VoxCeleb CSV files
+
+Steps, top to bottom: resolve the settings of the hyperparameter file
+without building anything (unknown options are refused with the closest
+known names); get the data (generate the default synthetic corpus when
+neither --data_folder nor --train_csv is given) and write its CSV files;
+load the file once, as SpeechBrain's load_hyperpyyaml does, with the number
+of training speakers; train with SpeakerBrain (checkpoints and resume come
+from SpeechBrain's Checkpointer); embed the evaluation utterances, score the
+trial list by cosine similarity and write EER / minDCF to results.json in
+the output folder.
 
 Authors
  * speaker_metric_learning developers
@@ -36,6 +43,7 @@ from speaker_metric_learning.augment import waveform_augmenter
 from speaker_metric_learning.brain import NonFiniteLossError, SpeakerBrain
 from speaker_metric_learning.data import (
     AudioReadError,
+    check_data_csv,
     evaluation_dataset,
     training_dataset,
 )
@@ -307,7 +315,8 @@ def error_line(error):
 
 
 def count_speakers(csv_path):
-    """Number of distinct speakers of a prepared CSV file."""
+    """Number of distinct speakers of a data CSV file (checked first)."""
+    check_data_csv(csv_path)
     with open(csv_path, encoding="utf-8", newline="") as csv_file:
         return len({row["spk_id"] for row in csv.DictReader(csv_file)})
 

@@ -7,7 +7,7 @@ pair losses (which mine the batch). Both the embedding network and the loss
 are entries of ``modules``, so the optimizer and the checkpointer see the
 loss parameters.
 
-Expected hyperparameters (see ``hparams/base.yaml``): ``modules`` with
+Expected hyperparameters (see ``hparams/aam.yaml``): ``modules`` with
 ``embedding_model`` and ``loss``; ``epoch_counter``; ``checkpointer``;
 ``train_logger``; optionally ``chunker`` (re-seeded every epoch, like a
 ``batch_sampler`` given in ``train_loader_kwargs``),

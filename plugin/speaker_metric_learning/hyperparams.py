@@ -114,8 +114,7 @@ def load_hparams(path, overrides=None):
     path : str or os.PathLike
         A hyperpyyaml file.
     overrides : str or dict, optional
-        YAML text (as returned by ``speechbrain.parse_arguments``) or a
-        mapping of top-level names to new values.
+        As for :func:`check_overrides`.
 
     Returns
     -------
@@ -166,7 +165,7 @@ def preview_hparams(path, overrides=None):
     path : str or os.PathLike
         A hyperpyyaml file.
     overrides : str or dict, optional
-        As for :func:`load_hparams` (checked the same way).
+        As for :func:`check_overrides` (checked the same way).
 
     Returns
     -------
