@@ -5,8 +5,8 @@
     python train.py hparams/aam.yaml --data_folder TRAIN \\
         --eval_folder DEV --trials_file DEV/trials.txt
 
-    python train.py hparams/aam.yaml --train_csv save/train.csv \
-        --enrol_csv save/enrol.csv --test_csv save/test.csv \
+    python train.py hparams/aam.yaml --train_csv save/train.csv \\
+        --enrol_csv save/enrol.csv --test_csv save/test.csv \\
         --trials_file veri_test2.txt     # SpeechBrain's VoxCeleb CSV files
 
 Steps, top to bottom: resolve the settings of the hyperparameter file
