@@ -3,6 +3,7 @@ ONNX, fine-tuning."""
 
 import functools
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -376,3 +377,25 @@ def test_onnx_parity_is_scale_free_and_a_refused_graph_is_not_left(
         export_model(run, tmp_path / "model", onnx=True)
     assert not (tmp_path / "model" / "embedding_model.onnx").exists()
     assert (tmp_path / "model" / "embedding_model.ckpt").is_file()
+
+
+@pytest.mark.parametrize("damage", ["same size", "truncated"])
+def test_a_damaged_last_checkpoint_is_named_and_the_previous_one_used(
+    run, tmp_path, caplog, damage
+):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    older, newer = checkpoints(copy)[-2:]
+    weights = newer / "embedding_model.ckpt"
+    content = bytearray(weights.read_bytes())
+    if damage == "same size":
+        content[len(content) // 2] ^= 0xFF
+    else:
+        content = content[: len(content) // 2]
+    weights.write_bytes(content)
+    export_model(copy, tmp_path / "model")
+    assert f"Not using the checkpoint {newer}" in caplog.text
+    assert f"using {older.name} instead (epoch" in caplog.text
+    saved = torch.load(tmp_path / "model" / "embedding_model.ckpt")
+    previous = torch.load(older / "embedding_model.ckpt")
+    assert all(torch.equal(saved[key], previous[key]) for key in previous)

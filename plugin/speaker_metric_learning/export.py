@@ -54,6 +54,7 @@ from torch import nn
 from speaker_metric_learning.checkpoints import (
     AtomicCheckpointer,
     checkpoints_in_saving_order,
+    warn_about_modified_checkpoints,
 )
 from speaker_metric_learning.scoring.compare import RESULTS_FILE, load_results
 from speaker_metric_learning.sincnet import CHECKPOINT_FILE_NAME
@@ -428,13 +429,17 @@ written by speaker_metric_learning.export
 
 
 def _latest_checkpoint(save_folder):
-    """The most recent SpeechBrain checkpoint holding model weights."""
+    """The most recent intact SpeechBrain checkpoint holding model weights;
+    a warning names every checkpoint changed since its save, and the one
+    used instead."""
     checkpoints = [
         checkpoint
         for checkpoint in checkpoints_in_saving_order(save_folder)
         if (checkpoint.path / WEIGHTS_FILE).is_file()
     ]
-    return checkpoints[-1] if checkpoints else None
+    latest = checkpoints[-1] if checkpoints else None
+    warn_about_modified_checkpoints(save_folder, latest)
+    return latest
 
 
 def _locate_run(source):
