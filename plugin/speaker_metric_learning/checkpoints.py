@@ -107,9 +107,9 @@ class AtomicCheckpointer(Checkpointer):
                 shutil.rmtree(folder, ignore_errors=True)
             raise CheckpointSaveError(
                 f"cannot save a checkpoint in {self.checkpoints_dir} "
-                f"({str(error).strip().splitlines()[0]}): free some disk "
-                "space and run the same command again; it resumes from the "
-                "last checkpoint"
+                f"({str(error).strip().splitlines()[0]}): if the disk is "
+                "full, free some space and run the same command again; it "
+                "resumes from the last checkpoint"
             ) from error
         finally:
             self._pending_meta = None
