@@ -46,6 +46,7 @@ from speaker_metric_learning.export import load_pretrained_embedding_model
 from speaker_metric_learning.hyperparams import (
     HparamsError,
     load_hparams,
+    parse_overrides,
     resolved_hparams_text,
 )
 from speaker_metric_learning.run_guard import (
@@ -350,7 +351,7 @@ def main(argv):
     """Runs the recipe; returns the evaluation results (or None)."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     run_opts = init_distributed(run_opts)
-    overrides = yaml.safe_load(overrides or "") or {}
+    overrides = parse_overrides(overrides)
     hparams = load_hparams(hparams_file, overrides)
     check_options(hparams, run_opts.device)
     if sb.utils.distributed.if_main_process():

@@ -66,6 +66,8 @@ def run(corpus, tmp_path_factory):
         ("--lr=.nan", "--lr nan: must be a finite number"),
         ("--speakers_per_batch=2.5", "--speakers_per_batch 2.5: must be a"),
         ("--loss=foo", "--loss 'foo': the loss must be one of the losses"),
+        # a loss class without the statistics every loss of the package has
+        ("--loss=!new:torch.nn.MSELoss", "--loss 'MSELoss': the loss must be"),
     ],
 )
 def test_invalid_options_are_refused_before_anything_runs(

@@ -31,6 +31,7 @@ import pydoc
 import re
 
 import ruamel.yaml
+import yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 
 INCLUDE_TAG = "!include:"
@@ -77,6 +78,47 @@ def _check_known(overrides, known, path):
                 f"unknown option --{name} for {path}.{hint} Options are the "
                 "top-level names of the hyperparameter files."
             )
+
+
+def parse_overrides(text):
+    """The command-line overrides as a mapping.
+
+    Plain values are read as YAML with the last of repeated options
+    winning; values with a tag (``--loss '!new:...'``) are kept as tagged
+    nodes for :func:`load_hparams`.
+
+    Arguments
+    ---------
+    text : str or None
+        YAML text, as returned by ``speechbrain.parse_arguments``.
+
+    Returns
+    -------
+    dict
+        Top-level names to values.
+
+    Raises
+    ------
+    HparamsError
+        If the text is not YAML.
+
+    Example
+    -------
+    >>> parse_overrides("lr: 0.5\\nlr: 0.25\\n")
+    {'lr': 0.25}
+    >>> type(parse_overrides("loss: !new:torch.nn.MSELoss\\n")["loss"])
+    <class 'ruamel.yaml.comments.TaggedScalar'>
+    """
+    try:
+        try:
+            return dict(yaml.safe_load(text or "") or {})
+        except yaml.constructor.ConstructorError:  # a tag: kept as a node
+            return dict(_yaml().load(text) or {})
+    except (yaml.YAMLError, ruamel.yaml.YAMLError) as error:
+        message = " ".join(str(error).split())
+        raise HparamsError(
+            f"the command-line options are not valid YAML: {message}"
+        ) from None
 
 
 def _layered_text(path, overrides):
