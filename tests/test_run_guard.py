@@ -58,7 +58,10 @@ def run(corpus, tmp_path_factory):
 @pytest.mark.parametrize(
     "option, message",
     [
-        ("--number_of_epochs=-1", "--number_of_epochs -1: must be a whole"),
+        (
+            "--number_of_epochs=-1",
+            "--number_of_epochs -1: must be a whole number >= 0",
+        ),
         ("--chunk_seconds=0", "--chunk_seconds 0: must be above 0"),
         ("--chunk_seconds=-1", "--chunk_seconds -1: must be above 0"),
         ("--lr=abc", "--lr 'abc': must be a finite number"),
@@ -235,7 +238,8 @@ def test_scoring_exits_2_on_any_refused_input(run, corpus, monkeypatch, capsys):
         ]
     )
     assert status == 2
-    assert capsys.readouterr().err == "error: embedding failed\n"
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1] == "error: embedding failed"
     for option in (["--window", "0"], ["--window", "3", "--step", "-0.1"]):
         with pytest.raises(SystemExit) as raised:
             cli.main(

@@ -33,6 +33,8 @@ import re
 import ruamel.yaml
 import yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.tag import Tag
 
 INCLUDE_TAG = "!include:"
 
@@ -80,12 +82,33 @@ def _check_known(overrides, known, path):
             )
 
 
+class _OverrideLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (the last of repeated keys wins), keeping
+    hyperpyyaml tags (``!new:``, ``!ref`` ...) as ruamel.yaml nodes."""
+
+
+def _tagged_node(loader, suffix, node):
+    """A ruamel.yaml node with the tag ``!<suffix>`` and the node's value."""
+    tag = "!" + suffix
+    if isinstance(node, yaml.MappingNode):
+        value = CommentedMap(loader.construct_mapping(node, deep=True))
+    elif isinstance(node, yaml.SequenceNode):
+        value = CommentedSeq(loader.construct_sequence(node, deep=True))
+    else:
+        return TaggedScalar(loader.construct_scalar(node), tag=tag)
+    value.yaml_set_ctag(Tag(suffix=tag))
+    return value
+
+
+_OverrideLoader.add_multi_constructor("!", _tagged_node)
+
+
 def parse_overrides(text):
     """The command-line overrides as a mapping.
 
-    Plain values are read as YAML with the last of repeated options
-    winning; values with a tag (``--loss '!new:...'``) are kept as tagged
-    nodes for :func:`load_hparams`.
+    Values are read as YAML, the last of repeated options winning; values
+    with a hyperpyyaml tag (``--loss '!new:...'``) are kept as tagged nodes
+    for :func:`load_hparams`.
 
     Arguments
     ---------
@@ -106,15 +129,12 @@ def parse_overrides(text):
     -------
     >>> parse_overrides("lr: 0.5\\nlr: 0.25\\n")
     {'lr': 0.25}
-    >>> type(parse_overrides("loss: !new:torch.nn.MSELoss\\n")["loss"])
-    <class 'ruamel.yaml.comments.TaggedScalar'>
+    >>> parse_overrides("loss: !new:torch.nn.MSELoss\\n")["loss"].tag
+    Tag('!new:torch.nn.MSELoss')
     """
     try:
-        try:
-            return dict(yaml.safe_load(text or "") or {})
-        except yaml.constructor.ConstructorError:  # a tag: kept as a node
-            return dict(_yaml().load(text) or {})
-    except (yaml.YAMLError, ruamel.yaml.YAMLError) as error:
+        return dict(yaml.load(text or "", Loader=_OverrideLoader) or {})
+    except yaml.YAMLError as error:
         message = " ".join(str(error).split())
         raise HparamsError(
             f"the command-line options are not valid YAML: {message}"

@@ -35,7 +35,7 @@ import torch
 
 #: Options that must be whole numbers, with their smallest value.
 INTEGER_OPTIONS = {
-    "number_of_epochs": 1,
+    "number_of_epochs": 0,  # 0: evaluate (e.g. a pretrained model) only
     "speakers_per_batch": 1,
     "chunks_per_speaker": 1,
     "batches_per_epoch": 1,
@@ -83,6 +83,7 @@ CHANGEABLE_ON_RESUME = (
     "checkpoints_to_keep",
     "number_of_epochs",
     "epoch_counter",
+    "checkpointer",  # holds the epoch counter; its other parts have entries
     "pretrained",
 )
 LOCK_FILE = ".train.lock"
