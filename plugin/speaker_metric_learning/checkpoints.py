@@ -185,38 +185,10 @@ def checkpoint_status(folder):
     >>> _ = (folder / "model.ckpt").write_bytes(b"abcd")
     >>> checkpoint_status(folder)
     'modified'
+    >>> _inspect(folder)[1]
+    'model.ckpt: 4 bytes, 3 when saved'
     """
     return _inspect(folder)[0]
-
-
-def modification(folder):
-    """How a ``"modified"`` checkpoint folder differs from its save.
-
-    Arguments
-    ---------
-    folder : str or os.PathLike
-        A ``CKPT+...`` folder.
-
-    Returns
-    -------
-    str or None
-        E.g. ``"model.ckpt: another content than saved"``; None if the
-        folder is not ``"modified"``.
-
-    Example
-    -------
-    >>> import tempfile, torch
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> layer = torch.nn.Linear(1, 1)
-    >>> checkpointer = AtomicCheckpointer(folder, {"layer": layer})
-    >>> saved = checkpointer.save_checkpoint().path
-    >>> weights = bytearray((saved / "layer.ckpt").read_bytes())
-    >>> weights[-1] ^= 1  # one bit flipped: same size
-    >>> _ = (saved / "layer.ckpt").write_bytes(weights)
-    >>> modification(saved)
-    'layer.ckpt: another content than saved'
-    """
-    return _inspect(folder)[1]
 
 
 def _inspect(folder):
@@ -282,10 +254,13 @@ def warn_about_modified_checkpoints(checkpoints_dir, used):
     []
     """
     folder = pathlib.Path(checkpoints_dir)
-    modified = [
-        path
+    changes = {
+        path: _inspect(path)
         for path in sorted(folder.glob(CKPT_PREFIX + "+*"))
-        if path.is_dir() and checkpoint_status(path) == "modified"
+        if path.is_dir()
+    }
+    modified = [
+        path for path, (status, _) in changes.items() if status == "modified"
     ]
     instead = (
         "no checkpoint is left: starting from scratch"
@@ -298,7 +273,7 @@ def warn_about_modified_checkpoints(checkpoints_dir, used):
             "(%s), so it is damaged or edited; %s. The folder is left as it "
             "is: delete it once you no longer need it.",
             path,
-            modification(path),
+            changes[path][1],
             instead,
         )
     return modified
