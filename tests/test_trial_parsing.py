@@ -25,6 +25,7 @@ from speaker_metric_learning.scoring.trials import (
     TrialList,
     read_scores,
     read_trials,
+    write_scores,
 )
 
 FIELD_SEPARATOR = re.compile(rb"[ \t\r\x0b\x0c]+")
@@ -46,8 +47,9 @@ def utterance_id(path):
     return folder + slash + (stem if dot and stem else name)
 
 
-def reference_rows(raw):
-    """``(line number, fields)`` of the non-blank lines, or Refused."""
+def reference_rows(raw, to_id=utterance_id):
+    """``(line number, first field, id, id)`` of the non-blank lines, and
+    the lines that are not three fields of UTF-8 paths."""
     rows, bad = [], []
     for number, line in enumerate(raw.split(b"\n"), start=1):
         fields = [field for field in FIELD_SEPARATOR.split(line) if field]
@@ -57,7 +59,7 @@ def reference_rows(raw):
             bad.append(number)
             continue
         try:
-            ids = [utterance_id(field.decode("utf-8")) for field in fields[1:]]
+            ids = [to_id(field.decode("utf-8")) for field in fields[1:]]
         except UnicodeDecodeError:
             bad.append(number)
             continue
@@ -85,8 +87,12 @@ def reference_trials(raw):
 
 def reference_scores(raw, pairs):
     """The score of each ``(enrol, test)`` pair of ``pairs`` (lines of
-    other pairs are ignored, but their scores must be numbers)."""
-    rows, bad = reference_rows(raw)
+    other pairs are ignored, but their scores must be numbers). A path that
+    is an id of the pairs as it is keeps its dots."""
+    ids = {utterance for pair in pairs for utterance in pair}
+    rows, bad = reference_rows(
+        raw, lambda path: path if path in ids else utterance_id(path)
+    )
     score_of = {}
     for number, text, enrol, test in rows:
         try:
@@ -281,11 +287,8 @@ def random_score_file(rng, trials):
         score = rng.choice(["0.5", "-1e-3", "7", "1_0", "2.5E1"])
         if rng.random() < 0.01:
             score = rng.choice(["nan", "x", "inf"])
-        # an id with a dot in its last component needs its extension back
         enrol, test = (
-            utterance
-            + rng.choice([".wav"] if "." in utterance else ["", ".wav"])
-            for utterance in (enrol, test)
+            utterance + rng.choice(["", ".wav"]) for utterance in (enrol, test)
         )
         line = f"{score}\t{enrol} {test}"
         lines += [line] * rng.choice([0] + [1] * 90 + [2] * 9)
@@ -340,6 +343,15 @@ def test_a_trial_scored_twice_differently_is_refused(tmp_path):
         r"another score on line 1 \(0.5 and 0.75\)",
     ):
         read_scores(path, trials)
+
+
+def test_scores_written_for_ids_with_dots_read_back(tmp_path):
+    trials = TrialList.from_lines(["1 s/take.2.wav s/take.3.flac", "0 s/a s/b"])
+    assert trials.utterances == ["s/take.2", "s/take.3", "s/a", "s/b"]
+    path = tmp_path / "scores.txt"
+    write_scores(path, trials, [0.75, 0.25])
+    assert path.read_text().splitlines()[0] == "0.75 s/take.2 s/take.3"
+    assert read_scores(path, trials).tolist() == [0.75, 0.25]
 
 
 def test_gzip_crlf_and_unicode(tmp_path):

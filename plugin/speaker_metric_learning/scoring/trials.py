@@ -384,8 +384,14 @@ class _Table:
         """The fields of one column, as a list of bytes."""
         return self.fields[column::3]
 
-    def utterance_index(self):
+    def utterance_index(self, whole=frozenset()):
         """Ids (paths without extension) of columns 1 and 2, indexed.
+
+        Arguments
+        ---------
+        whole : set of str
+            Paths that are ids as they are (a score file written by
+            :func:`write_scores` holds ids, which may contain a dot).
 
         Returns
         -------
@@ -409,7 +415,10 @@ class _Table:
             decoded = b"\n".join(number).decode().split("\n")
         except UnicodeDecodeError:
             decoded = [self._decode(path, paths) for path in number]
-        ids = [_without_extension(path) for path in decoded]
+        ids = [
+            path if path in whole else _without_extension(path)
+            for path in decoded
+        ]
         distinct = dict.fromkeys(ids)
         if len(distinct) == len(ids):
             return ids, index.reshape(-1, 2)
@@ -663,7 +672,9 @@ def read_scores(path, trials):
     ---------
     path : str or pathlib.Path
         Score file, ``score enrol test`` per line (extensions are ignored,
-        lines may be in any order).
+        lines may be in any order). A path that is an utterance id of the
+        trial list as it is (``spk/take.2``, as :func:`write_scores` writes
+        it) is not stripped of its "extension".
     trials : TrialList
         The trials the scores must cover.
 
@@ -689,9 +700,9 @@ def read_scores(path, trials):
     source = str(path)
     table = _Table.from_bytes(_read_bytes(path, "Score"), source, "score a b")
     values = _parse_floats(table, source)
-    utterances, index = table.utterance_index()
-    # Translate the score file's utterance numbers into the trial list's.
     known = {utterance: i for i, utterance in enumerate(trials.utterances)}
+    utterances, index = table.utterance_index(whole=known)
+    # Translate the score file's utterance numbers into the trial list's.
     translate = np.array(
         [known.get(utterance, -1) for utterance in utterances], dtype=np.int64
     )
