@@ -27,6 +27,7 @@ import torch
 import yaml
 
 from recipes.folder_prepare import (
+    audio_root,
     prepare_folder,
     prepare_noise_folder,
     split_validation,
@@ -35,6 +36,7 @@ from recipes.synthetic_corpus import generate_corpus
 from recipes.voxceleb_prepare import trial_list_path
 from speaker_metric_learning.augment import waveform_augmenter
 from speaker_metric_learning.brain import NonFiniteLossError, SpeakerBrain
+from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
 from speaker_metric_learning.data import (
     AudioReadError,
     evaluation_dataset,
@@ -44,9 +46,17 @@ from speaker_metric_learning.export import load_pretrained_embedding_model
 from speaker_metric_learning.hyperparams import (
     HparamsError,
     load_hparams,
+    parse_overrides,
     resolved_hparams_text,
 )
+from speaker_metric_learning.run_guard import (
+    RunGuardError,
+    check_options,
+    check_resume,
+    lock_output_folder,
+)
 from speaker_metric_learning.sampling import BatchShare
+from speaker_metric_learning.scoring.cli import trial_audio
 from speaker_metric_learning.scoring.compare import evaluate_scores
 from speaker_metric_learning.scoring.embeddings import extract_embeddings
 from speaker_metric_learning.scoring.trials import cosine_scores, read_trials
@@ -252,6 +262,37 @@ def count_speakers(csv_path):
         return len({row["spk_id"] for row in csv.DictReader(csv_file)})
 
 
+def has_checkpoint(save_folder):
+    """Whether a run's save folder holds a checkpoint to resume from."""
+    return bool(checkpoints_in_saving_order(save_folder))
+
+
+def recorded_speakers(hparams):
+    """``{"n_train_speakers": N}`` of the run's ``hyperparams.yaml`` (empty
+    if it records none)."""
+    record = os.path.join(hparams["output_folder"], "hyperparams.yaml")
+    if not os.path.isfile(record):
+        return {}
+    with open(record, encoding="utf-8") as text:
+        recorded = yaml.safe_load(
+            "".join(line for line in text if line.startswith("n_train_"))
+        )
+    return recorded or {}
+
+
+def check_evaluation(trials_file, eval_folder):
+    """Checks the trial list and its audio before training, with the
+    messages of ``score-model``: the file is read (columns, labels), has
+    both classes, and every utterance it names is in the evaluation
+    folder."""
+    trials = read_trials(trials_file)
+    if eval_folder is None:
+        raise ValueError(
+            "--trials_file needs --eval_folder, the folder of its audio files"
+        )
+    trial_audio(trials, audio_root(eval_folder))
+
+
 def evaluate(brain, hparams, eval_csv, trials_file):
     """Embeds the evaluation utterances and scores the trial list."""
     trials = read_trials(trials_file)
@@ -310,19 +351,48 @@ def main(argv):
     """Runs the recipe; returns the evaluation results (or None)."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     run_opts = init_distributed(run_opts)
-    overrides = yaml.safe_load(overrides or "") or {}
+    overrides = parse_overrides(overrides)
     hparams = load_hparams(hparams_file, overrides)
+    check_options(hparams, run_opts.device)
+    if sb.utils.distributed.if_main_process():
+        lock_output_folder(hparams["output_folder"])
+    resumable = has_checkpoint(hparams["save_folder"])
+    if resumable:  # the run's own speaker count, then its options
+        overrides = {**recorded_speakers(hparams), **overrides}
+        hparams = load_hparams(hparams_file, overrides)
+    changes = check_resume(
+        hparams["output_folder"],
+        resolved_hparams_text(hparams_file, overrides),
+        resumable,
+    )
     train_folder, eval_folder, trials_file = locate_data(hparams)
+    if trials_file is not None:
+        check_evaluation(trials_file, eval_folder)
     os.makedirs(hparams["save_folder"], exist_ok=True)
     train_csv, valid_csv, eval_csv = prepare_csvs(
         hparams, train_folder, eval_folder
     )
     n_speakers = count_speakers(train_csv)
     if n_speakers != hparams["n_train_speakers"]:
+        if resumable:
+            raise RunGuardError(
+                f"{train_folder} now has {n_speakers} speakers, but the run "
+                f"in {hparams['output_folder']} was trained on "
+                f"{hparams['n_train_speakers']}: give another --output_folder "
+                "for a new run"
+            )
         overrides["n_train_speakers"] = n_speakers
         hparams = load_hparams(hparams_file, overrides)
     sb.create_experiment_directory(hparams["output_folder"])
-    if sb.utils.distributed.if_main_process():
+    if changes:
+        logger.warning(
+            "Resuming with changed options, which do not change the trained "
+            "network (recorded in hyperparams.yaml): %s",
+            "; ".join(
+                f"{k}: {old} -> {new}" for k, (old, new) in changes.items()
+            ),
+        )
+    if sb.utils.distributed.if_main_process() and (changes or not resumable):
         with open(
             os.path.join(hparams["output_folder"], "hyperparams.yaml"), "w"
         ) as record:
@@ -406,6 +476,13 @@ def main(argv):
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
+    except KeyboardInterrupt:
+        print(
+            "interrupted: run the same command again to resume from the "
+            "last checkpoint",
+            file=sys.stderr,
+        )
+        sys.exit(130)
     except (
         AudioReadError,
         HparamsError,

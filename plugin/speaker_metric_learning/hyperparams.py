@@ -31,7 +31,10 @@ import pydoc
 import re
 
 import ruamel.yaml
+import yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.tag import Tag
 
 INCLUDE_TAG = "!include:"
 
@@ -77,6 +80,65 @@ def _check_known(overrides, known, path):
                 f"unknown option --{name} for {path}.{hint} Options are the "
                 "top-level names of the hyperparameter files."
             )
+
+
+class _OverrideLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (the last of repeated keys wins), keeping
+    hyperpyyaml tags (``!new:``, ``!ref`` ...) as ruamel.yaml nodes."""
+
+
+def _tagged_node(loader, suffix, node):
+    """A ruamel.yaml node with the tag ``!<suffix>`` and the node's value."""
+    tag = "!" + suffix
+    if isinstance(node, yaml.MappingNode):
+        value = CommentedMap(loader.construct_mapping(node, deep=True))
+    elif isinstance(node, yaml.SequenceNode):
+        value = CommentedSeq(loader.construct_sequence(node, deep=True))
+    else:
+        return TaggedScalar(loader.construct_scalar(node), tag=tag)
+    value.yaml_set_ctag(Tag(suffix=tag))
+    return value
+
+
+_OverrideLoader.add_multi_constructor("!", _tagged_node)
+
+
+def parse_overrides(text):
+    """The command-line overrides as a mapping.
+
+    Values are read as YAML, the last of repeated options winning; values
+    with a hyperpyyaml tag (``--loss '!new:...'``) are kept as tagged nodes
+    for :func:`load_hparams`.
+
+    Arguments
+    ---------
+    text : str or None
+        YAML text, as returned by ``speechbrain.parse_arguments``.
+
+    Returns
+    -------
+    dict
+        Top-level names to values.
+
+    Raises
+    ------
+    HparamsError
+        If the text is not YAML.
+
+    Example
+    -------
+    >>> parse_overrides("lr: 0.5\\nlr: 0.25\\n")
+    {'lr': 0.25}
+    >>> parse_overrides("loss: !new:torch.nn.MSELoss\\n")["loss"].tag
+    Tag('!new:torch.nn.MSELoss')
+    """
+    try:
+        return dict(yaml.load(text or "", Loader=_OverrideLoader) or {})
+    except yaml.YAMLError as error:
+        message = " ".join(str(error).split())
+        raise HparamsError(
+            f"the command-line options are not valid YAML: {message}"
+        ) from None
 
 
 def _layered_text(path, overrides):
