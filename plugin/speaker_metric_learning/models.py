@@ -46,7 +46,7 @@ ARCHITECTURES = {
         "tdnn_norm": "batch",
         "compression": "log",
         "sinc_stride": 10,
-        "sinc_frequency_unit": 1.0,
+        "sinc_frequency_unit": 1000.0,
         "front_end_scale": 1.0,
         "filterbank_std_norm": False,
     },
@@ -111,7 +111,8 @@ class SincTDNN(nn.Module):
     sinc_stride : int, optional
         SincNet hop in samples.
     sinc_frequency_unit : float, optional
-        Hz per unit of the learnable cut-off offsets (see ``SincNet``).
+        Hz per unit of the learnable cut-off offsets (see ``SincNet``): 1000
+        in the default architecture, 1 (Hz) in the paper's.
     compression : str, optional
         ``"abs"`` or ``"log"`` (see ``Compression``): of the filter
         outputs (``"sincnet"``) or of the band energies (``"filterbank"``).
