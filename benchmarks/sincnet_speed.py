@@ -11,12 +11,14 @@ backward (weight gradients, fixed random output gradient):
 * plain conv: ``torch.nn.Conv1d(1, 80, 251, stride=5)`` (free weights, the
   speed target).
 
-Part 2, whole models, forward (eval, ``no_grad``) and a training step
-(forward, backward, SGD step), with SpeechBrain relative lengths (uniform in
-[0.5, 1]) and without: ``SincTDNN`` on the waveforms (also with lengths all
-1, what a batch of fixed-size chunks carries), and for reference
-SpeechBrain's ``Xvector`` (its ``StatisticsPooling`` loops over utterances)
-on 40-d features of the same duration (301 frames).
+Part 2, whole models at full size on the same waveforms, forward (eval,
+``no_grad``) and a training step (forward, backward, SGD step), with
+SpeechBrain relative lengths (uniform in [0.5, 1]) and without: the
+default ``SincTDNN`` (also with lengths all 1, what a batch of fixed-size
+chunks carries), the paper's architecture, and the reference, SpeechBrain's
+Fbank (24 bands) + sentence mean normalisation + ``Xvector`` as
+``hparams/xvector.yaml`` builds it (``FbankEmbeddingModel``, noise-free
+statistics pooling).
 
 The machine may be shared: repetitions interleave the systems (each
 repetition runs every system once, in turn) so that load changes hit all
@@ -37,10 +39,12 @@ import time
 
 import torch
 import torch.nn.functional as F
+from speechbrain.lobes.features import Fbank
 from speechbrain.lobes.models.Xvector import Xvector
 from speechbrain.nnet.CNN import SincConv
+from speechbrain.processing.features import InputNormalization
 
-from speaker_metric_learning.models import SincTDNN
+from speaker_metric_learning.models import FbankEmbeddingModel, SincTDNN
 from speaker_metric_learning.sincnet import SincNet
 
 SAMPLE_RATE = 16000
@@ -163,14 +167,22 @@ def layer_cases(batch, seconds):
 
 
 def model_cases(batch, seconds):
-    """Forward and training-step callables of SincTDNN and Xvector."""
+    """Forward and training-step callables of SincTDNN (default and the
+    paper's architecture) and SpeechBrain's Fbank x-vector, all at full
+    size and all on the same waveforms."""
     generator = torch.Generator().manual_seed(0)
     waveforms = torch.randn(batch, seconds * SAMPLE_RATE, generator=generator)
-    features = torch.randn(batch, seconds * 100 + 1, 40, generator=generator)
     lengths = 0.5 + 0.5 * torch.rand(batch, generator=generator)
     lengths[0] = 1.0
-    models = {"SincTDNN": (SincTDNN(), waveforms)}
-    models["SpeechBrain Xvector (fbank)"] = (Xvector(in_channels=40), features)
+    models = {
+        "SincTDNN": SincTDNN(),
+        "SincTDNN (paper)": SincTDNN(architecture="paper"),
+        "Fbank x-vector": FbankEmbeddingModel(
+            Fbank(n_mels=24),
+            InputNormalization(norm_type="sentence", std_norm=False),
+            Xvector(in_channels=24),
+        ),
+    }
 
     def forward(model, inputs, relative):
         def run():
@@ -192,13 +204,15 @@ def model_cases(batch, seconds):
         return run
 
     forwards, steps = {}, {}
-    for name, (model, inputs) in models.items():
+    for name, model in models.items():
         variants = [("no lengths", None), ("lengths", lengths)]
         if name == "SincTDNN":
             variants.insert(1, ("lengths all 1", torch.ones(batch)))
         for label, relative in variants:
-            forwards[f"{name}, {label}"] = forward(model, inputs, relative)
-            steps[f"{name}, {label}"] = training_step(model, inputs, relative)
+            forwards[f"{name}, {label}"] = forward(model, waveforms, relative)
+            steps[f"{name}, {label}"] = training_step(
+                model, waveforms, relative
+            )
     return forwards, steps
 
 
@@ -240,7 +254,7 @@ def main():
     )
 
     forwards, steps = model_cases(args.batch, args.seconds)
-    reference = "SincTDNN, no lengths"
+    reference = "Fbank x-vector, no lengths"
     report(
         "model forward (eval)",
         interleaved_medians(forwards, args.model_repetitions),

@@ -34,6 +34,7 @@ file listed with its note in ``<csv stem>_notes.txt`` beside the CSV):
 Skipped (counted, logged, and listed with the reason in
 ``<csv stem>_skipped.txt``): files that cannot be decoded, files of zero
 length or without samples, files not inside a speaker folder, broken links,
+files whose path is not UTF-8 text (listed with the bad bytes as ``\xff``),
 and files ffmpeg fails to convert.
 
 Files soundfile cannot read that have an extension of
@@ -230,10 +231,10 @@ def scan_folder(folder, progress=True, converted_folder=None, workers=None):
     [('b.wav', 'empty file')]
     """
     root = audio_root(folder)
-    files = _list_audio_files(root)
+    files, misnamed = _list_audio_files(root)
     converted = _convert(root, files, converted_folder, progress, workers)
     utterances, skipped, _ = _scan(root, files, progress, converted, workers)
-    return utterances, skipped
+    return utterances, sorted(misnamed + skipped)
 
 
 def prepare_folder(
@@ -296,8 +297,10 @@ def prepare_folder(
     if converted_folder is None:
         converted_folder = save_csv.parent / "converted_audio"
     fingerprint_file = save_csv.with_name(save_csv.name + ".fingerprint")
-    files = _list_audio_files(root)
-    fingerprint = _fingerprint(root, files, converted_folder, chunk_seconds)
+    files, misnamed = _list_audio_files(root)
+    fingerprint = _fingerprint(
+        root, files, converted_folder, chunk_seconds, misnamed
+    )
     if (
         save_csv.is_file()
         and fingerprint_file.is_file()
@@ -309,6 +312,7 @@ def prepare_folder(
     utterances, skipped, formats = _scan(
         root, files, progress, converted, workers
     )
+    skipped = sorted(misnamed + skipped)
     save_csv.parent.mkdir(parents=True, exist_ok=True)
     fingerprint_file.unlink(missing_ok=True)  # until the CSV is complete
     _write_rows(save_csv, (dataclasses.astuple(u) for u in utterances))
@@ -510,16 +514,18 @@ def prepare_noise_folder(
             f"Noise or impulse response folder {folder} does not exist."
         )
     root, save_csv = folder.resolve(), Path(save_csv)
-    files = _list_audio_files(root)
+    files, skipped = _list_audio_files(root)
     fingerprint_file = save_csv.with_name(save_csv.name + ".fingerprint")
-    fingerprint = _fingerprint(root, files, impulse_responses, sample_rate)
+    fingerprint = _fingerprint(
+        root, files, impulse_responses, sample_rate, skipped
+    )
     if (
         save_csv.is_file()
         and fingerprint_file.is_file()
         and fingerprint_file.read_text() == fingerprint
     ):
         return save_csv
-    rows, skipped = [], []
+    rows = []
     for relative, size, _ in tqdm(
         files,
         desc=f"Scanning {root}",
@@ -539,7 +545,7 @@ def prepare_noise_folder(
         logger.warning(
             "Skipped %d of %d files of %s, listed in %s",
             len(skipped),
-            len(files),
+            len(files) + len(skipped),
             root,
             skipped_file,
         )
@@ -632,17 +638,31 @@ def _write_listing(path, entries):
 def _list_audio_files(root):
     """Sorted ``(relative path, size, mtime_ns)`` of the audio files under
     ``root`` (symbolic links followed; size and time are None for a broken
-    link). Paths are strings: pathlib costs more than the file system on
-    million-file trees."""
+    link), and the sorted ``(path, reason)`` of the audio files whose path
+    is not UTF-8 text (skipped: a CSV file cannot hold it). Paths are
+    strings: pathlib costs more than the file system on million-file
+    trees."""
     extensions = AUDIO_EXTENSIONS + CONVERTED_EXTENSIONS
     start = len(os.path.join(root, ""))
-    files, folders = [], [str(root)]
+    files, misnamed, folders = [], [], [str(root)]
     while folders:
         with os.scandir(folders.pop()) as entries:
             for entry in entries:
                 if entry.is_dir():
                     folders.append(entry.path)
-                elif entry.name.lower().endswith(extensions):
+                elif not entry.name.lower().endswith(extensions):
+                    continue
+                elif not _is_utf8(entry.path):
+                    misnamed.append(
+                        (
+                            os.fsencode(entry.path).decode(
+                                "utf-8", "backslashreplace"
+                            ),
+                            "the path is not UTF-8 text: rename the file "
+                            "(or its folder)",
+                        )
+                    )
+                else:
                     try:
                         stat = entry.stat()
                     except OSError:
@@ -651,8 +671,17 @@ def _list_audio_files(root):
                         files.append(
                             (entry.path[start:], stat.st_size, stat.st_mtime_ns)
                         )
-    files.sort()
-    return files
+    return sorted(files), sorted(misnamed)
+
+
+def _is_utf8(path):
+    """Whether a file system path (undecodable bytes escaped as surrogates)
+    is UTF-8 text."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _convert(root, files, converted_folder, progress, workers):
@@ -882,9 +911,12 @@ def _notes(utterances, formats, chunk_seconds):
     return sorted(entry for entries in notes.values() for entry in entries)
 
 
-def _fingerprint(root, files, converted_folder=None, chunk_seconds=None):
-    """A digest of the audio root, of every file's path, size and time, and
-    of the preparation options."""
+def _fingerprint(
+    root, files, converted_folder=None, chunk_seconds=None, misnamed=()
+):
+    """A digest of the audio root, of every file's path, size and time (and
+    of the paths of the ``misnamed`` files), and of the preparation
+    options."""
     digest = hashlib.sha256(str(root).encode())
     digest.update(f"\n{converted_folder}\t{chunk_seconds}".encode())
     digest.update(
@@ -892,4 +924,5 @@ def _fingerprint(root, files, converted_folder=None, chunk_seconds=None):
             f"\n{relative}\t{size}\t{mtime}" for relative, size, mtime in files
         ).encode()
     )
+    digest.update("".join(f"\n{path}" for path, _ in misnamed).encode())
     return digest.hexdigest()

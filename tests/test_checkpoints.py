@@ -17,7 +17,9 @@ from speechbrain.utils.checkpoints import (
 
 from speaker_metric_learning.checkpoints import (
     AtomicCheckpointer,
+    CheckpointSaveError,
     checkpoint_status,
+    file_sha256,
     incomplete_checkpoint_folders,
 )
 
@@ -57,6 +59,17 @@ class Blob:
         if len(data) != BLOB_BYTES or len(set(data)) != 1:
             raise ValueError(f"{path} is damaged")
         self.value = data[0]
+
+
+@register_checkpoint_hooks
+class FullDisk(Blob):
+    """A recoverable whose save fails as on a full disk."""
+
+    @mark_as_saver
+    def save(self, path):
+        with open(path, "wb") as file:
+            file.write(b"partial")
+        raise OSError(28, "No space left on device")
 
 
 def checkpointer(folder, kind=AtomicCheckpointer, **blobs):
@@ -107,11 +120,46 @@ def test_truncated_or_missing_file_is_no_checkpoint(tmp_path, caplog):
     assert checkpoint_status(newer.path) == "modified"
     assert saver.find_checkpoint().path == older.path
     assert saver.recover_if_possible().path == older.path
-    assert newer.path.exists() and "Ignoring" in caplog.text
+    assert newer.path.exists()
+    assert f"Not using the checkpoint {newer.path}" in caplog.text
+    assert f"a.ckpt: {BLOB_BYTES - 1} bytes, {BLOB_BYTES} when" in caplog.text
+    assert f"using {older.path.name} instead (epoch 1, saved" in caplog.text
     (newer.path / "a.ckpt").unlink()  # an interrupted deletion
     assert incomplete_checkpoint_folders(tmp_path) == [newer.path]
     saver.recover_if_possible()
     assert not newer.path.exists()
+
+
+def test_a_file_changed_without_changing_its_size_is_no_checkpoint(
+    tmp_path, caplog
+):
+    saver = checkpointer(tmp_path, a=Blob(1), b=Blob(1))
+    older = saver.save_checkpoint(meta={"epoch": 1})
+    saver.recoverables["a"].value = 2
+    newer = saver.save_checkpoint(meta={"epoch": 2})
+    with open(newer.path / "b.ckpt", "r+b") as file:
+        file.seek(12345)
+        file.write(b"\x07")  # one byte, same size
+    assert checkpoint_status(newer.path) == "modified"
+    resumed = {"a": Blob(), "b": Blob()}
+    loaded = checkpointer(tmp_path, **resumed).recover_if_possible()
+    assert loaded.path == older.path and resumed["a"].value == 1
+    assert "b.ckpt: another content than saved" in caplog.text
+    assert f"using {older.path.name} instead (epoch 1" in caplog.text
+
+
+def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path):
+    saver = checkpointer(tmp_path, a=Blob(1), b=Blob(1))
+    older = saver.save_checkpoint(meta={"epoch": 1})
+
+    saver.recoverables["b"] = FullDisk()
+    with pytest.raises(CheckpointSaveError) as raised:
+        saver.save_checkpoint(meta={"epoch": 2})
+    message = str(raised.value)
+    assert "No space left on device" in message and "\n" not in message
+    assert "run the same command again" in message
+    assert [path.name for path in tmp_path.iterdir()] == [older.path.name]
+    assert saver.find_checkpoint().meta["epoch"] == 1
 
 
 def test_saved_meta_matches_speechbrain_meta(tmp_path):
@@ -124,6 +172,9 @@ def test_saved_meta_matches_speechbrain_meta(tmp_path):
     assert saved.meta["loss"] == 0.5 and saved.meta["end-of-epoch"] is False
     assert saved.meta["files"] == {
         "model.ckpt": (saved.path / "model.ckpt").stat().st_size
+    }
+    assert saved.meta["sha256"] == {
+        "model.ckpt": file_sha256(saved.path / "model.ckpt")
     }
     assert not list(saved.path.glob("*.partial"))
 

@@ -3,6 +3,7 @@ ONNX, fine-tuning."""
 
 import functools
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -343,3 +344,58 @@ def test_a_network_without_onnx_export_still_gets_its_folder(
     assert load_exported(tmp_path / "model").encode_batch(
         torch.zeros(1, 16000)
     ).shape == (1, 1, 512)
+
+
+def test_onnx_parity_is_scale_free_and_a_refused_graph_is_not_left(
+    run, tmp_path, monkeypatch
+):
+    pytest.importorskip("onnx", reason="ONNX export needs the onnx extra")
+    pytest.importorskip(
+        "onnxruntime", reason="ONNX inference needs the onnx extra"
+    )
+    from speaker_metric_learning import onnx_export
+
+    # embeddings of norm ~1e4, as after training: float32 rounding alone
+    # then exceeds any absolute tolerance
+    model = SincTDNN(scale=SCALE).eval()
+    with torch.no_grad():
+        model.embedding.weight *= 1e4
+        model.embedding.bias *= 1e4
+    path = onnx_export.export_onnx(model, str(tmp_path / "big.onnx"))
+    wavs = torch.randn(2, 20000, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(wavs, None).numpy()
+    assert np.linalg.norm(expected, axis=-1).min() > 1e3
+    embeddings = onnx_export.OnnxEmbedder(path)(wavs)
+    assert onnx_export.relative_error(embeddings, expected) < 1e-4
+    # a graph that fails the check is removed, also from a model folder
+    monkeypatch.setattr(onnx_export, "PARITY_TOLERANCE", -1.0)
+    with pytest.raises(RuntimeError, match="it is not written"):
+        onnx_export.export_onnx(model, str(tmp_path / "refused.onnx"))
+    assert not (tmp_path / "refused.onnx").exists()
+    with pytest.raises(ValueError, match="without embedding_model.onnx"):
+        export_model(run, tmp_path / "model", onnx=True)
+    assert not (tmp_path / "model" / "embedding_model.onnx").exists()
+    assert (tmp_path / "model" / "embedding_model.ckpt").is_file()
+
+
+@pytest.mark.parametrize("damage", ["same size", "truncated"])
+def test_a_damaged_last_checkpoint_is_named_and_the_previous_one_used(
+    run, tmp_path, caplog, damage
+):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    older, newer = checkpoints(copy)[-2:]
+    weights = newer / "embedding_model.ckpt"
+    content = bytearray(weights.read_bytes())
+    if damage == "same size":
+        content[len(content) // 2] ^= 0xFF
+    else:
+        content = content[: len(content) // 2]
+    weights.write_bytes(content)
+    export_model(copy, tmp_path / "model")
+    assert f"Not using the checkpoint {newer}" in caplog.text
+    assert f"using {older.name} instead (epoch" in caplog.text
+    saved = torch.load(tmp_path / "model" / "embedding_model.ckpt")
+    previous = torch.load(older / "embedding_model.ckpt")
+    assert all(torch.equal(saved[key], previous[key]) for key in previous)

@@ -128,6 +128,32 @@ def test_bad_files_are_skipped_counted_and_listed(folder, tmp_path, caplog):
     assert "Skipped 5 of 9 files" in caplog.text
 
 
+def test_file_names_that_are_not_utf8_are_skipped_and_listed(
+    folder, tmp_path, caplog
+):
+    # a Latin-1 file name, and a file inside a Latin-1 folder name
+    root = os.fsencode(folder / "wav")
+    write_audio(folder / "wav/spkA/cafe.wav", 800)
+    write_audio(folder / "wav/spek/u1.wav", 800)
+    os.rename(root + b"/spkA/cafe.wav", root + b"/spkA/caf\xe9.wav")
+    os.rename(root + b"/spek", root + b"/sp\xeak")
+    with caplog.at_level(logging.WARNING, logger=folder_prepare.__name__):
+        csv_file = prepare_folder(folder, tmp_path / "data.csv")
+    assert len(read_csv(csv_file)) == 1 + 4  # the four good files
+    lines = (tmp_path / "data_skipped.txt").read_text().splitlines()
+    assert [line.split("\t")[0][len(str(folder)) :] for line in lines] == [
+        "/wav/sp\\xeak/u1.wav",
+        "/wav/spkA/caf\\xe9.wav",
+    ]
+    assert all("not UTF-8 text: rename" in line for line in lines)
+    assert "Skipped 2 of 6 files" in caplog.text
+    utterances, skipped = scan_folder(folder, progress=False)
+    assert len(utterances) == 4 and len(skipped) == 2
+    noise_csv = prepare_noise_folder(folder / "wav", tmp_path / "noise.csv")
+    assert len(read_csv(noise_csv)) == 1 + 4
+    assert len((tmp_path / "noise_skipped.txt").read_text().splitlines()) == 2
+
+
 def test_rerun_is_skipped_until_inputs_change(folder, tmp_path, monkeypatch):
     csv_file = prepare_folder(folder, tmp_path / "data.csv")
     first = csv_file.read_text()

@@ -9,13 +9,19 @@ from speechbrain.lobes.models.Xvector import Xvector
 from speechbrain.nnet.pooling import StatisticsPooling
 from speechbrain.processing.features import InputNormalization
 
-from speaker_metric_learning.models import (
-    FbankEmbeddingModel,
+from speaker_metric_learning.front_ends import (
+    SincConvFrontEnd,
+    SincFilterbankFrontEnd,
+)
+from speaker_metric_learning.layers import (
     MaskedInstanceNorm1d,
     MaskedStatisticsPooling,
+    valid_frame_mask,
+)
+from speaker_metric_learning.models import (
+    FbankEmbeddingModel,
     SincTDNN,
     scaled_channels,
-    valid_frame_mask,
 )
 
 SAMPLE_RATE = 16000
@@ -38,56 +44,147 @@ def padded_batch(lengths, generator):
     return utterances, wavs, relative
 
 
-def test_reference_parameter_count_from_layer_sizes(model):
+def paper_front_end_parameters():
+    """SincNet, the two front-end convolutions and their affine norms."""
     sincnet = 2 * 80
-    front_end = 80 * 60 * 5 + 60 + 60 * 60 * 5 + 60 + 2 * (80 + 60 + 60)
-    tdnn_layers = [(60, 512, 5), (512, 512, 3), (512, 512, 3)]
-    tdnn_layers += [(512, 512, 1), (512, 1500, 1)]
+    convs = 80 * 60 * 5 + 60 + 60 * 60 * 5 + 60
+    return sincnet + convs + 2 * (80 + 60 + 60)
+
+
+def tdnn_layers(in_channels):
+    return [
+        (in_channels, 512, 5),
+        (512, 512, 3),
+        (512, 512, 3),
+        (512, 512, 1),
+        (512, 1500, 1),
+    ]
+
+
+EMBEDDING_PARAMETERS = 3000 * 512 + 512
+
+
+def test_paper_parameter_count_from_layer_sizes():
+    model = SincTDNN(architecture="paper")
     # weight, bias and the weight-norm magnitude of each output channel
-    tdnn = sum(c_in * c_out * k + 2 * c_out for c_in, c_out, k in tdnn_layers)
-    embedding = 3000 * 512 + 512
-    expected = sincnet + front_end + tdnn + embedding
+    tdnn = sum(
+        c_in * c_out * k + 2 * c_out for c_in, c_out, k in tdnn_layers(60)
+    )
+    expected = paper_front_end_parameters() + tdnn + EMBEDDING_PARAMETERS
     assert sum(p.numel() for p in model.parameters()) == expected
     assert 4.2e6 < expected < 4.4e6  # "~4.3 M" in the paper's code
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+    assert isinstance(model.front_end, SincConvFrontEnd)
 
 
-def test_three_seconds_give_351_frames_and_512_d_embeddings(model):
-    assert model.n_frames(3 * SAMPLE_RATE) == 351
+def test_default_parameter_count_from_layer_sizes(model):
+    # SincNet and the affine norm of its 80 band energies; the TDNN layers'
+    # weight and bias and their BatchNorm1d scale and shift
+    front_end = 2 * 80 + 2 * 80
+    tdnn = sum(
+        c_in * c_out * k + 3 * c_out for c_in, c_out, k in tdnn_layers(80)
+    )
+    expected = front_end + tdnn + EMBEDDING_PARAMETERS
+    assert sum(p.numel() for p in model.parameters()) == expected
+    assert isinstance(model.front_end, SincFilterbankFrontEnd)
+    norms = [layer.norm for layer in model.tdnn]
+    assert [norm.num_features for norm in norms] == [512] * 4 + [1500]
+    assert all(isinstance(norm, torch.nn.BatchNorm1d) for norm in norms)
+
+
+def test_three_seconds_give_296_frames_and_512_d_embeddings(model):
+    assert model.n_frames(3 * SAMPLE_RATE) == 296
+    assert SincTDNN(architecture="paper").n_frames(3 * SAMPLE_RATE) == 351
     wavs = torch.randn(2, 3 * SAMPLE_RATE)
     embeddings = model(wavs)
     assert embeddings.shape == (2, 1, 512)
     torch.testing.assert_close(model(wavs[:, None]), embeddings)
 
 
-def test_frame_count_follows_each_layer():
-    # 48000 -> sinc (48000 - 251) // 5 + 1 = 9550 -> pool 3183 -> conv 3179
-    # -> pool 1059 -> conv 1055 -> pool 351; 16000 -> 3150, 1050, 1046,
-    # 348, 344, 114.
-    model = SincTDNN(scale=0.1)
+@pytest.mark.parametrize(
+    "options, frames, min_samples",
+    [
+        # 48000 -> sinc (48000 - 251) // 10 + 1 = 4775 -> 25 ms windows
+        # (40 sinc frames) every 10 ms (16): (4775 - 40) // 16 + 1 = 296;
+        # 16000 -> 1575 -> 96. TDNN receptive field 15 frames: (15 - 1) *
+        # 16 + 40 = 264 sinc frames, (264 - 1) * 10 + 251 = 2881 samples.
+        ({}, [296, 96], 2881),
+        # the SincNet block, stride 10: 4775 -> pool 1591 -> conv 1587 ->
+        # pool 529 -> conv 525 -> pool 175; 16000 -> 1575, 525, 521, 173,
+        # 169, 56. 15 frames: 15 * 3 = 45 (+4) = 49, * 3 = 147 (+4) = 151,
+        # * 3 = 453 frames, (453 - 1) * 10 + 251 = 4771 samples.
+        ({"front_end": "sincnet"}, [175, 56], 4771),
+        # the paper's stride 5: 9550, 3183, 3179, 1059, 1055, 351; 16000 ->
+        # 3150, 1050, 1046, 348, 344, 114; (453 - 1) * 5 + 251 = 2511.
+        ({"architecture": "paper"}, [351, 114], 2511),
+    ],
+)
+def test_frame_count_follows_each_layer(options, frames, min_samples):
+    model = SincTDNN(scale=0.1, **options).eval()
     counts = model.n_frames(torch.tensor([48000, 16000]))
-    assert counts.tolist() == [351, 114]
-    # TDNN receptive field 15 frames: 15 * 3 = 45 (+4) = 49, * 3 = 147
-    # (+4) = 151, * 3 = 453 frames, (453 - 1) * 5 + 251 = 2511 samples.
-    assert model.min_samples == 2511
-    assert torch.isfinite(model(torch.randn(1, 2511))).all()
-    with pytest.raises(ValueError, match="at least 2511 samples"):
-        model(torch.randn(1, 2510))
+    assert counts.tolist() == frames
+    assert model.min_samples == min_samples
+    assert torch.isfinite(model(torch.randn(1, min_samples))).all()
+    with pytest.raises(ValueError, match=f"at least {min_samples} samples"):
+        model(torch.randn(1, min_samples - 1))
 
 
-def test_scale_multiplies_every_hidden_channel_count():
+def test_scale_multiplies_the_tdnn_and_front_end_scale_the_front_end():
     model = SincTDNN(scale=0.5)
-    assert model.sincnet.n_filters == 40
-    assert [conv.out_channels for conv in model.convs] == [30, 30]
-    assert [layer.out_channels for layer in model.tdnn] == [256] * 4 + [750]
+    assert model.sincnet.n_filters == 80
+    tdnn = [layer.conv.out_channels for layer in model.tdnn]
+    assert tdnn == [256] * 4 + [750]
     assert model.embedding.in_features == 1500
     assert model.embedding.out_features == 512
+    assert SincTDNN(front_end_scale=0.25).sincnet.n_filters == 20
+    small = SincTDNN(scale=0.5, front_end="sincnet", front_end_scale=0.25)
+    assert [conv.out_channels for conv in small.front_end.convs] == [15, 15]
+    paper = SincTDNN(scale=0.5, architecture="paper")  # scales both
+    assert paper.sincnet.n_filters == 40
+    assert [conv.out_channels for conv in paper.front_end.convs] == [30, 30]
     with pytest.raises(ValueError, match="scale"):
         SincTDNN(scale=0)
+    with pytest.raises(ValueError, match="scale"):
+        SincTDNN(front_end_scale=-1)
+
+
+def test_explicit_options_override_the_architecture():
+    model = SincTDNN(
+        scale=0.125,
+        architecture="paper",
+        front_end="filterbank",
+        tdnn_norm="batch",
+        compression="log",
+        sinc_stride=10,
+        front_end_scale=1.0,
+    )
+    default = SincTDNN(scale=0.125)
+    assert str(model) == str(default)
+    assert model.options == default.options
+    paper = SincTDNN(architecture="paper", front_end="filterbank")
+    assert paper.sincnet.stride == 5
+    assert paper.front_end.compression.kind == "abs"
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("architecture", "best"),
+        ("front_end", "mfcc"),
+        ("tdnn_norm", "layer"),
+        ("compression", "sqrt"),
+        ("sinc_frequency_unit", 0.0),
+    ],
+)
+def test_unknown_option_values_are_refused_with_the_choices(option, value):
+    with pytest.raises(ValueError, match=option.split("_")[-1]):
+        SincTDNN(scale=0.125, **{option: value})
 
 
 def test_state_dict_names_the_sincnet_parameters(model):
     keys = model.state_dict().keys()
-    assert {"sincnet.low_offset_hz", "sincnet.band_offset_hz"} <= set(keys)
+    expected = {"low_offset", "band_offset", "frequency_unit"}
+    assert {f"front_end.sincnet.{name}" for name in expected} <= set(keys)
 
 
 def test_valid_frame_mask_rounds_relative_lengths_like_speechbrain():
@@ -183,7 +280,7 @@ def test_training_step_with_batch_size_one_reaches_every_parameter():
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None, name
         assert torch.isfinite(parameter.grad).all(), name
-    assert (model.sincnet.low_offset_hz.grad != 0).all()
+    assert (model.sincnet.low_offset.grad != 0).all()
 
 
 def fbank_model(encoder, n_mels=24):

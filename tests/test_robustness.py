@@ -193,8 +193,7 @@ def test_empty_trial_list_and_missing_eval_folder(corpus, tmp_path):
         train.main([*base, "--eval_folder=/no/dir"])
     with pytest.raises(FileNotFoundError, match="/no/trials.txt"):
         train.main([*base, "--trials_file=/no/trials.txt"])
-    # the trial list is read before the embeddings are computed: the
-    # message names it, after a (tiny) training
+    # the trial list is read before the training: the message names it
     with pytest.raises(ValueError, match=f"{empty} is empty"):
         train.main(
             [
@@ -205,6 +204,7 @@ def test_empty_trial_list_and_missing_eval_folder(corpus, tmp_path):
                 "--number_of_epochs=1",
             ]
         )
+    assert not (tmp_path / "out" / "train_log.txt").exists()
 
 
 # --- data CSV files ---------------------------------------------------------

@@ -69,10 +69,10 @@ def test_vectorised_normalization_equals_one_trial_at_a_time(top_k):
     rng = np.random.default_rng(0)
     utterances = [f"u{i}" for i in range(12)]
     vectors = {u: rng.normal(size=6) for u in utterances}
-    lines = [
-        f"{rng.integers(0, 2)} {rng.choice(utterances)} "
-        f"{rng.choice(utterances)}"
-        for _ in range(40)
+    pairs = rng.integers(0, len(utterances), size=(40, 2))
+    lines = [  # one label per pair: a trial listed twice keeps its label
+        f"{(enrol + test) % 2} {utterances[enrol]} {utterances[test]}"
+        for enrol, test in pairs.tolist()
     ]
     trials = TrialList.from_lines(lines)
     cohort = rng.normal(size=(20, 6))

@@ -45,12 +45,12 @@ def dtft_magnitude(kernel, frequency_hz):
 
 def with_bands(low_hz, high_hz):
     """A double-precision SincNet whose filters pass the given bands."""
-    sincnet = SincNet(n_filters=len(low_hz)).double()
+    sincnet = SincNet(n_filters=len(low_hz), frequency_unit=1.0).double()
     low = torch.tensor(low_hz, dtype=torch.float64)
     high = torch.tensor(high_hz, dtype=torch.float64)
     with torch.no_grad():
-        sincnet.low_offset_hz.copy_(low - sincnet.min_low_hz)
-        sincnet.band_offset_hz.copy_(high - low - sincnet.min_band_hz)
+        sincnet.low_offset.copy_(low - sincnet.min_low_hz)
+        sincnet.band_offset.copy_(high - low - sincnet.min_band_hz)
     return sincnet
 
 
@@ -86,7 +86,8 @@ def test_initial_filters_pass_their_bands():
         first = below[below < peak].max() + 1
         after = below[below > peak]
         last = after.min() - 1 if len(after) else len(magnitude) - 1
-        assert low[k] <= frequencies[peak] <= high[k]
+        # 1e-3 Hz: float32 offsets in units of the sampling rate
+        assert low[k] - 1e-3 <= frequencies[peak] <= high[k] + 1e-3
         assert abs(frequencies[first] - low[k]) <= MAIN_LOBE_HALF_WIDTH_HZ
         assert abs(frequencies[last] - high[k]) <= MAIN_LOBE_HALF_WIDTH_HZ
 
@@ -138,17 +139,17 @@ def test_filters_equal_scipy_firwin_hamming_design():
 
 
 def test_cut_offs_stay_valid_after_a_step_pushing_them_out_of_range():
-    sincnet = SincNet()
+    sincnet = SincNet(frequency_unit=1.0)
     direction = torch.randn(2, 80, generator=torch.Generator().manual_seed(0))
-    offsets = torch.stack([sincnet.low_offset_hz, sincnet.band_offset_hz])
+    offsets = torch.stack([sincnet.low_offset, sincnet.band_offset])
     (3e4 * direction * offsets).sum().backward()
     with torch.no_grad():  # one plain SGD step, learning rate 1
         for parameter in sincnet.parameters():
             parameter -= parameter.grad
     # Raw offsets now negative or past Nyquist ...
-    assert (sincnet.low_offset_hz < 0).any()
-    assert (sincnet.band_offset_hz < -50).any()
-    assert (sincnet.low_offset_hz > SAMPLE_RATE / 2).any()
+    assert (sincnet.low_offset < 0).any()
+    assert (sincnet.band_offset < -50).any()
+    assert (sincnet.low_offset > SAMPLE_RATE / 2).any()
     # ... yet every band is valid.
     low, high = sincnet.low_hz.detach(), sincnet.high_hz.detach()
     assert (low >= 50).all()
@@ -160,25 +161,29 @@ def test_cut_offs_stay_valid_after_a_step_pushing_them_out_of_range():
 def test_gradients_reach_both_parameter_vectors():
     sincnet = SincNet()
     sincnet(torch.randn(2, 2000)).square().mean().backward()
-    assert torch.isfinite(sincnet.low_offset_hz.grad).all()
-    assert (sincnet.low_offset_hz.grad != 0).all()
+    assert torch.isfinite(sincnet.low_offset.grad).all()
+    assert (sincnet.low_offset.grad != 0).all()
     # A high cut-off clamped at Nyquist (the last filter, initially) does
     # not depend on its bandwidth offset; every other one does.
     unclamped = (
-        sincnet.low_hz + sincnet.min_band_hz + sincnet.band_offset_hz.abs()
+        sincnet.low_hz
+        + sincnet.min_band_hz
+        + sincnet.frequency_unit * sincnet.band_offset.abs()
     ) < SAMPLE_RATE / 2
     assert unclamped[:-1].all() and not unclamped[-1]
-    assert (sincnet.band_offset_hz.grad[unclamped] != 0).all()
-    assert (sincnet.band_offset_hz.grad[~unclamped] == 0).all()
+    assert (sincnet.band_offset.grad[unclamped] != 0).all()
+    assert (sincnet.band_offset.grad[~unclamped] == 0).all()
 
 
 def test_gradients_match_finite_differences():
-    sincnet = SincNet(n_filters=3, kernel_size=31, stride=3).double()
+    sincnet = SincNet(
+        n_filters=3, kernel_size=31, stride=3, frequency_unit=1.0
+    ).double()
 
     def output(waveform, low_offset, band_offset):
         parameters = {
-            "low_offset_hz": low_offset,
-            "band_offset_hz": band_offset,
+            "low_offset": low_offset,
+            "band_offset": band_offset,
         }
         return torch.func.functional_call(sincnet, parameters, (waveform,))
 
@@ -198,15 +203,15 @@ def test_gradients_equal_those_of_a_strided_convolution():
     sincnet(waveform).backward(output_gradient.double())
     ours = [
         waveform.grad,
-        sincnet.low_offset_hz.grad,
-        sincnet.band_offset_hz.grad,
+        sincnet.low_offset.grad,
+        sincnet.band_offset.grad,
     ]
     waveform.grad = None
     sincnet.zero_grad()
     direct = F.conv1d(waveform[:, None], sincnet.filters()[:, None], stride=5)
     direct.backward(output_gradient.double())
-    expected = [waveform.grad, sincnet.low_offset_hz.grad]
-    expected.append(sincnet.band_offset_hz.grad)
+    expected = [waveform.grad, sincnet.low_offset.grad]
+    expected.append(sincnet.band_offset.grad)
     for gradient, reference in zip(ours, expected, strict=True):
         torch.testing.assert_close(gradient, reference)
 
@@ -268,7 +273,7 @@ def test_summed_response_counts_one_per_filter_at_its_peak():
 def test_cli_plots_the_filters_of_a_checkpoint_folder(tmp_path):
     model = SincTDNN(scale=0.1)
     with torch.no_grad():
-        model.sincnet.low_offset_hz.add_(123.0)
+        model.sincnet.low_offset.add_(123.0)
     folder = tmp_path / "CKPT+2024"
     folder.mkdir()
     torch.save(model.state_dict(), folder / "embedding_model.ckpt")
@@ -292,5 +297,5 @@ def test_cli_reports_missing_files_and_foreign_state_dicts(tmp_path, capsys):
     assert "embedding_model.ckpt" in capsys.readouterr().err
     foreign = tmp_path / "other.ckpt"
     torch.save({"weight": torch.zeros(3)}, foreign)
-    with pytest.raises(ValueError, match="low_offset_hz"):
+    with pytest.raises(ValueError, match="low_offset"):
         load_sincnet(str(foreign))

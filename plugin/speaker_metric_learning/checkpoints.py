@@ -11,17 +11,23 @@ loads, and fails on. Deleting an old checkpoint has the same window:
 
 :class:`AtomicCheckpointer` closes both windows. The meta file is written
 last, through a temporary file renamed into place (a rename is atomic), and
-records the size of every parameter file; a folder is a checkpoint only
-when its meta file exists and every file it lists has that size. Folders
-left incomplete by an interrupted save or deletion are thus never loaded
-(the previous checkpoint is), and are removed at the next recovery; a
-folder whose files changed size since the save (edited or damaged) is not
-loaded either, but is kept, with a warning.
+records the size and the sha256 of every parameter file; a folder is a
+checkpoint only when its meta file exists and every file it lists has that
+size and content. Folders left incomplete by an interrupted save or
+deletion are thus never loaded (the previous checkpoint is), and are
+removed at the next recovery; a folder whose files changed since the save
+(edited or damaged, even without a change of size) is not loaded either,
+but is kept, and a warning names it and the checkpoint used instead.
+
+A save that fails (a full disk) removes its partial folder and ends in a
+``CheckpointSaveError`` that names the folder and the cause.
 
 Authors
  * speaker_metric_learning developers
 """
 
+import datetime
+import hashlib
 import logging
 import os
 import pathlib
@@ -35,6 +41,12 @@ logger = logging.getLogger(__name__)
 
 #: Meta entry listing the checkpoint's files and their sizes in bytes.
 FILES_KEY = "files"
+#: Meta entry listing the checkpoint's files and their sha256 digests.
+HASHES_KEY = "sha256"
+
+
+class CheckpointSaveError(OSError):
+    """Raised when a checkpoint cannot be written (e.g. the disk is full)."""
 
 
 class AtomicCheckpointer(Checkpointer):
@@ -70,21 +82,37 @@ class AtomicCheckpointer(Checkpointer):
             The saved checkpoint (None on processes other than the main one).
         """
         self._pending_meta = None
-        checkpoint = super().save_checkpoint(meta or {}, end_of_epoch, **kwargs)
-        if self._pending_meta is None:  # not the main process
-            return checkpoint
-        path, meta = self._pending_meta
-        self._pending_meta = None
-        meta[FILES_KEY] = {
-            file.name: file.stat().st_size
-            for file in checkpoint.paramfiles.values()
-            if file.is_file()
-        }
-        partial = path.with_name(path.name + ".partial")
-        written = Checkpointer._save_checkpoint_metafile(
-            self, partial, meta, end_of_epoch
-        )
-        os.replace(partial, path)
+        try:
+            checkpoint = super().save_checkpoint(
+                meta or {}, end_of_epoch, **kwargs
+            )
+            if self._pending_meta is None:  # not the main process
+                return checkpoint
+            path, meta = self._pending_meta
+            files = [
+                file
+                for file in checkpoint.paramfiles.values()
+                if file.is_file()
+            ]
+            meta[FILES_KEY] = {file.name: file.stat().st_size for file in files}
+            meta[HASHES_KEY] = {file.name: file_sha256(file) for file in files}
+            partial = path.with_name(path.name + ".partial")
+            written = Checkpointer._save_checkpoint_metafile(
+                self, partial, meta, end_of_epoch
+            )
+            os.replace(partial, path)
+        except (OSError, RuntimeError) as error:  # torch.save: RuntimeError
+            folder = self._pending_meta and self._pending_meta[0].parent
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise CheckpointSaveError(
+                f"cannot save a checkpoint in {self.checkpoints_dir} "
+                f"({str(error).strip().splitlines()[0]}): if the disk is "
+                "full, free some space and run the same command again; it "
+                "resumes from the last checkpoint"
+            ) from error
+        finally:
+            self._pending_meta = None
         return checkpoint._replace(meta=written)
 
     def _save_checkpoint_metafile(
@@ -119,14 +147,10 @@ class AtomicCheckpointer(Checkpointer):
                     folder,
                 )
                 shutil.rmtree(folder)
-            for folder in sorted(self.checkpoints_dir.glob(CKPT_PREFIX + "+*")):
-                if checkpoint_status(folder) == "modified":
-                    logger.warning(
-                        "Ignoring %s: its files differ in size from those "
-                        "saved (edited or damaged since); it is left as is",
-                        folder,
-                    )
-        return super().recover_if_possible(*args, **kwargs)
+        checkpoint = super().recover_if_possible(*args, **kwargs)
+        if if_main_process():
+            warn_about_modified_checkpoints(self.checkpoints_dir, checkpoint)
+        return checkpoint
 
 
 def checkpoint_status(folder):
@@ -141,12 +165,12 @@ def checkpoint_status(folder):
     -------
     str
         ``"complete"``: the meta file, and every file it lists with the
-        recorded size (checkpoints of SpeechBrain's own ``Checkpointer``
-        list no files: complete when their meta file can be read);
-        ``"interrupted"``: no readable meta file (a save in progress writes
-        it last) or a listed file is missing (a deletion in progress);
-        ``"modified"``: a listed file has another size than when it was
-        saved (edited or damaged since).
+        recorded size and sha256 (checkpoints of SpeechBrain's own
+        ``Checkpointer`` list no files: complete when their meta file can
+        be read); ``"interrupted"``: no readable meta file (a save in
+        progress writes it last) or a listed file is missing (a deletion in
+        progress); ``"modified"``: a listed file has another size or
+        content than when it was saved (edited or damaged since).
 
     Example
     -------
@@ -161,17 +185,116 @@ def checkpoint_status(folder):
     >>> _ = (folder / "model.ckpt").write_bytes(b"abcd")
     >>> checkpoint_status(folder)
     'modified'
+    >>> _inspect(folder)[1]
+    'model.ckpt: 4 bytes, 3 when saved'
     """
+    return _inspect(folder)[0]
+
+
+def _inspect(folder):
+    """``(status, what was modified or None)`` of a checkpoint folder."""
     folder = pathlib.Path(folder)
     try:
         with open(folder / METAFNAME, encoding="utf-8") as meta_file:
-            files = yaml.safe_load(meta_file).get(FILES_KEY, {})
+            meta = yaml.safe_load(meta_file)
+        files = meta.get(FILES_KEY, {})
+        hashes = meta.get(HASHES_KEY, {})
         sizes = {name: (folder / name).stat().st_size for name in files}
     except (OSError, yaml.YAMLError, AttributeError):
-        return "interrupted"
-    if any(sizes[name] != size for name, size in files.items()):
-        return "modified"
-    return "complete"
+        return "interrupted", None
+    for name, size in files.items():
+        if sizes[name] != size:
+            return "modified", (
+                f"{name}: {sizes[name]} bytes, {size} when saved"
+            )
+    for name, digest in hashes.items():
+        if file_sha256(folder / name) != digest:
+            return "modified", f"{name}: another content than saved"
+    return "complete", None
+
+
+def file_sha256(path):
+    """The sha256 hex digest of a file.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "empty"
+    >>> path.touch()
+    >>> file_sha256(path)[:12]
+    'e3b0c44298fc'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def warn_about_modified_checkpoints(checkpoints_dir, used):
+    """Logs a warning for every checkpoint folder edited or damaged since
+    its save, naming the checkpoint used instead.
+
+    Arguments
+    ---------
+    checkpoints_dir : str or os.PathLike
+        A checkpointer's folder.
+    used : speechbrain.utils.checkpoints.Checkpoint or None
+        The checkpoint loaded instead (None: none, a fresh start).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The modified folders.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> warn_about_modified_checkpoints(tempfile.mkdtemp(), None)
+    []
+    """
+    folder = pathlib.Path(checkpoints_dir)
+    changes = {
+        path: _inspect(path)
+        for path in sorted(folder.glob(CKPT_PREFIX + "+*"))
+        if path.is_dir()
+    }
+    modified = [
+        path for path, (status, _) in changes.items() if status == "modified"
+    ]
+    instead = (
+        "no checkpoint is left: starting from scratch"
+        if used is None
+        else f"using {used.path.name} instead ({describe(used)})"
+    )
+    for path in modified:
+        logger.warning(
+            "Not using the checkpoint %s: it was changed since it was saved "
+            "(%s), so it is damaged or edited; %s. The folder is left as it "
+            "is: delete it once you no longer need it.",
+            path,
+            changes[path][1],
+            instead,
+        )
+    return modified
+
+
+def describe(checkpoint):
+    """``epoch N, saved <time>`` of a checkpoint.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> saved = AtomicCheckpointer(tempfile.mkdtemp()).save_checkpoint(
+    ...     meta={"epoch": 3}
+    ... )
+    >>> describe(saved)[:16]
+    'epoch 3, saved 2'
+    """
+    epoch = checkpoint.meta.get("epoch")
+    saved = datetime.datetime.fromtimestamp(checkpoint.meta["unixtime"])
+    prefix = "" if epoch is None else f"epoch {epoch}, "
+    return f"{prefix}saved {saved:%Y-%m-%d %H:%M:%S}"
 
 
 def incomplete_checkpoint_folders(checkpoints_dir):

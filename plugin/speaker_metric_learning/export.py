@@ -55,7 +55,9 @@ from torch import nn
 from speaker_metric_learning.checkpoints import (
     AtomicCheckpointer,
     checkpoints_in_saving_order,
+    warn_about_modified_checkpoints,
 )
+from speaker_metric_learning.run_guard import refuse_run_folder
 from speaker_metric_learning.scoring.compare import RESULTS_FILE, load_results
 from speaker_metric_learning.sincnet import CHECKPOINT_FILE_NAME
 
@@ -384,6 +386,48 @@ def _checked_targets(text, path, allowed):
     return sorted(targets)
 
 
+def check_weights(folder):
+    """Checks a model folder's weights: read without running pickled code,
+    a state dict, and fitting the network its (checked) hyperparameters
+    build.
+
+    Arguments
+    ---------
+    folder : str or pathlib.Path
+        A model folder (or its ``hyperparams.yaml``).
+
+    Returns
+    -------
+    str
+        A one-line summary.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Naming the file and what is wrong with it.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / HYPERPARAMS_FILE).write_text("")
+    >>> check_weights(folder)
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: weights file not found: .../embedding_model.ckpt
+    """
+    folder = pathlib.Path(folder)
+    if folder.is_file():
+        folder = folder.parent
+    state = _read_state_dict(folder / WEIGHTS_FILE)
+    model = load_exported(folder).mods.embedding_model
+    values = sum(tensor.numel() for tensor in state.values())
+    return (
+        f"{folder / WEIGHTS_FILE}: {len(state)} tensors, {values:,} values, "
+        f"fit {type(model).__name__}"
+    )
+
+
 def load_exported(folder, savedir=None, run_opts=None, allowed=SAFE_TARGETS):
     """Checks an exported model folder, then loads it for verification.
 
@@ -436,13 +480,17 @@ written by speaker_metric_learning.export
 
 
 def _latest_checkpoint(save_folder):
-    """The most recent SpeechBrain checkpoint holding model weights."""
+    """The most recent intact SpeechBrain checkpoint holding model weights;
+    a warning names every checkpoint changed since its save, and the one
+    used instead."""
     checkpoints = [
         checkpoint
         for checkpoint in checkpoints_in_saving_order(save_folder)
         if (checkpoint.path / WEIGHTS_FILE).is_file()
     ]
-    return checkpoints[-1] if checkpoints else None
+    latest = checkpoints[-1] if checkpoints else None
+    warn_about_modified_checkpoints(save_folder, latest)
+    return latest
 
 
 def _locate_run(source):
@@ -843,6 +891,7 @@ def export_model(source, output_folder, onnx=False, overwrite=False):
     """
     run, checkpoint, is_latest = _locate_run(source)
     output = pathlib.Path(output_folder)
+    refuse_run_folder(output, "a model folder")
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise FileExistsError(
             f"{output} exists and is not empty: choose another folder or "
@@ -1041,12 +1090,13 @@ def main(argv=None):
         "--check",
         metavar="MODEL_FOLDER",
         help="print a model folder's hyperparams.yaml and what it would "
-        "build, or refuse it",
+        "build, then check its weights; or refuse it",
     )
     args = parser.parse_args(argv)
     try:
         if args.check:
             check_hyperparams_safe(args.check, show=True)
+            print(f"# Weights: {check_weights(args.check)}")
             return
         if not (args.source and args.output):
             parser.error("give SOURCE and OUTPUT, or --check MODEL_FOLDER")

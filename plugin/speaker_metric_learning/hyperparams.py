@@ -37,10 +37,37 @@ def _read_yaml(path):
         raise HparamsError(f"{path} is not valid YAML: {error}") from None
 
 
-def _as_mapping(overrides):
-    """Overrides as a dict, from a mapping, None, or the YAML text of
-    ``speechbrain.parse_arguments`` (one ``name: value`` line per option;
-    a name given twice keeps its last value, as on a command line)."""
+def parse_overrides(overrides):
+    """The command-line overrides as a mapping.
+
+    Values are read as ``load_hyperpyyaml`` reads them (ruamel.yaml, YAML
+    1.2: ``1e-3`` is a number), the last of repeated options winning;
+    values with a hyperpyyaml tag (``--loss '!new:...'``) are kept as
+    tagged nodes.
+
+    Arguments
+    ---------
+    overrides : str or dict or None
+        The YAML text of ``speechbrain.parse_arguments`` (one ``name:
+        value`` line per option), or a mapping (returned as a dict).
+
+    Returns
+    -------
+    dict
+        Top-level names to values.
+
+    Raises
+    ------
+    HparamsError
+        If an option is not YAML.
+
+    Example
+    -------
+    >>> parse_overrides("lr: 0.5\\nlr: 1e-3\\n")
+    {'lr': 0.001}
+    >>> parse_overrides("loss: !new:torch.nn.MSELoss\\n")["loss"].tag
+    Tag('!new:torch.nn.MSELoss')
+    """
     if not isinstance(overrides, str):
         return dict(overrides or {})
     mapping = {}
@@ -48,9 +75,11 @@ def _as_mapping(overrides):
         if line.strip():
             try:
                 mapping.update(ruamel.yaml.YAML().load(line))
-            except (ruamel.yaml.YAMLError, TypeError, ValueError):
+            except (ruamel.yaml.YAMLError, TypeError, ValueError) as error:
+                message = " ".join(str(error).split())
                 raise HparamsError(
-                    f"option {line.strip()!r} is not 'name: value' YAML"
+                    f"the command-line option {line.strip()!r} is not "
+                    f"valid YAML: {message}"
                 ) from None
     return mapping
 
@@ -82,8 +111,8 @@ def check_overrides(path, overrides=None):
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "recipe.yaml")
     >>> _ = open(path, "w").write("number_of_epochs: 10\\nlr: 0.1\\n")
-    >>> check_overrides(path, "lr: 0.5\\nlr: 1e-3")
-    {'lr': 0.001}
+    >>> check_overrides(path, "lr: 0.5")
+    {'lr': 0.5}
     >>> check_overrides(path, {"number_of_epoch": 3})
     Traceback (most recent call last):
     ...
@@ -94,7 +123,7 @@ Options are the top-level names of the hyperparameter file.
     document = _read_yaml(path)
     if not isinstance(document, dict):
         raise HparamsError(f"{path} must hold a mapping of names to values")
-    overrides = _as_mapping(overrides)
+    overrides = parse_overrides(overrides)
     for name in overrides:
         if name not in document:
             close = difflib.get_close_matches(name, sorted(document), n=3)
@@ -182,16 +211,43 @@ def preview_hparams(path, overrides=None):
     >>> preview["save"], preview["model"].tag.value
     ('here/save', '!new:torch.nn.Linear')
     """
+    return dict(ruamel.yaml.YAML().load(resolved_hparams_text(path, overrides)))
+
+
+def resolved_hparams_text(path, overrides=None):
+    """The hyperparameters as one self-contained YAML text, for the record:
+    references resolved and overrides applied, as SpeechBrain saves them.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        A hyperpyyaml file.
+    overrides : str or dict, optional
+        As for :func:`check_overrides`.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "recipe.yaml")
+    >>> _ = open(path, "w").write("epochs: 10\\ntwice: !ref <epochs> * 2\\n")
+    >>> print(resolved_hparams_text(path, {"epochs": 3}))
+    epochs: 3
+    twice: 6
+    <BLANKLINE>
+    """
     overrides = check_overrides(path, overrides)
     try:
         with open(path, encoding="utf-8") as stream:
-            text = resolve_references(stream, overrides)
+            return resolve_references(stream, overrides).getvalue()
     except ValueError as error:
         message = _construction_message(path, error)
         if message is None:
             raise
         raise HparamsError(message) from None
-    return dict(ruamel.yaml.YAML().load(text))
 
 
 def _location(path, pattern):

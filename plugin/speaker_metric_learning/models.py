@@ -1,207 +1,38 @@
-"""SincTDNN speaker embedding model and length-aware normalisation/pooling.
+"""Speaker embedding models: SincTDNN and SpeechBrain's Fbank encoders.
 
 ``SincTDNN`` is the network of Coria et al. (2020): a SincNet front-end on
 the raw waveform followed by an x-vector TDNN, statistics pooling and a
-linear embedding layer (about 4.3 M parameters).
+linear embedding layer. Its default differs from the paper's in measured
+options (BENCHMARKS.md, "SincTDNN ablation"): log band energies of the
+SincNet filters instead of the paper's convolution block, a
+batch-normalised TDNN, stride 10; ``architecture="paper"`` gives the
+paper's network. ``FbankEmbeddingModel`` puts SpeechBrain's feature-based
+encoders (x-vector, ECAPA-TDNN) behind the same interface.
 
-Batches of padded waveforms come with SpeechBrain relative lengths. Every
-length-dependent operation here (instance normalisation of the waveform and
-of the front-end features, statistics pooling) uses only the valid samples
-or frames, and the valid length is carried through every convolution and
-pooling layer, so an utterance gets the same embedding alone or padded in a
-batch (up to float rounding). No layer pads, so padding never leaks into
-valid frames.
+Both take padded batches with SpeechBrain relative lengths and give an
+utterance the same embedding alone or padded in a batch (``layers``).
 
 Authors
  * speaker_metric_learning developers
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import weight_norm
 
+from speaker_metric_learning.front_ends import (
+    Compression,
+    SincConvFrontEnd,
+    SincFilterbankFrontEnd,
+)
+from speaker_metric_learning.layers import (
+    MaskedInstanceNorm1d,
+    MaskedStatisticsPooling,
+    TDNNLayer,
+    frames_after,
+    frames_before,
+    relative_lengths,
+)
 from speaker_metric_learning.sincnet import SincNet, waveform_batch
-
-
-def valid_frame_mask(lengths, n_frames):
-    """Boolean mask of the valid frames of a padded batch.
-
-    Arguments
-    ---------
-    lengths : torch.Tensor
-        ``[batch]`` relative lengths in (0, 1] (SpeechBrain convention: the
-        valid frames of item ``i`` are the first ``round(lengths[i] *
-        n_frames)``, at least one).
-    n_frames : int
-        Padded length of the batch.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[batch, n_frames]`` bool, True on valid frames.
-
-    Example
-    -------
-    >>> valid_frame_mask(torch.tensor([1.0, 0.5]), 4)
-    tensor([[ True,  True,  True,  True],
-            [ True,  True, False, False]])
-    """
-    counts = torch.round(lengths * n_frames).clamp(min=1)
-    frames = torch.arange(n_frames, device=lengths.device)
-    return frames < counts.unsqueeze(1)
-
-
-def _masked_moments(x, mask, correction):
-    """Mean, centred input and variance over the masked last dimension.
-
-    Arguments
-    ---------
-    x : torch.Tensor
-        ``[batch, channels, time]`` (any strides).
-    mask : torch.Tensor
-        ``[batch, time]`` bool, True on the frames to use.
-    correction : int
-        Subtracted from the frame count in the variance denominator (0:
-        biased, 1: unbiased; a denominator below 1 counts as 1).
-
-    Returns
-    -------
-    mean, centred, variance : torch.Tensor
-        ``[batch, channels, 1]``, ``x - mean`` and ``[batch, channels, 1]``.
-    """
-    weights = mask.to(x.dtype)
-    counts = weights.sum(dim=1, keepdim=True)
-    weights = (weights / counts).unsqueeze(-1)  # sums to 1 over time
-    mean = torch.bmm(x, weights)
-    centred = x - mean
-    variance = torch.bmm(centred.square(), weights)
-    if correction:
-        denominators = (counts - correction).clamp(min=1)
-        variance = variance * (counts / denominators).unsqueeze(-1)
-    return mean, centred, variance
-
-
-def _partial_mask(lengths, n_frames):
-    """Valid-frame mask, or None when every frame of the batch is valid."""
-    if lengths is None:
-        return None
-    mask = valid_frame_mask(lengths, n_frames)
-    return None if mask.all() else mask
-
-
-class MaskedInstanceNorm1d(nn.InstanceNorm1d):
-    """Instance normalisation over the valid frames of each sequence.
-
-    Same parameters and state dict as ``torch.nn.InstanceNorm1d`` (no running
-    statistics); with ``lengths``, the mean and biased variance of each
-    sequence come from its valid frames only. Padded frames are normalised
-    with the same statistics (their values are meaningless). Batches without
-    padding take PyTorch's fused instance norm.
-
-    Arguments
-    ---------
-    num_features : int
-        Number of channels.
-    eps : float
-        Added to the variance.
-    affine : bool
-        Learn a per-channel scale and shift.
-
-    Example
-    -------
-    >>> norm = MaskedInstanceNorm1d(3)
-    >>> x = torch.randn(2, 3, 10)
-    >>> out = norm(x, torch.tensor([1.0, 0.6]))
-    >>> torch.allclose(out[1:, :, :6], norm(x[1:, :, :6]), atol=1e-6)
-    True
-    """
-
-    def __init__(self, num_features, eps=1e-5, affine=False):
-        super().__init__(num_features, eps=eps, affine=affine)
-
-    def forward(self, x, lengths=None):
-        """Normalises ``x`` [batch, channels, time] per sequence and channel.
-
-        Arguments
-        ---------
-        x : torch.Tensor
-            ``[batch, channels, time]``.
-        lengths : torch.Tensor, optional
-            ``[batch]`` relative lengths; None means all frames are valid.
-
-        Returns
-        -------
-        torch.Tensor
-            Normalised ``x``, same shape.
-        """
-        mask = _partial_mask(lengths, x.shape[-1])
-        if mask is None:
-            return super().forward(x)
-        _, centred, variance = _masked_moments(x, mask, correction=0)
-        scale = torch.rsqrt(variance + self.eps)
-        if not self.affine:
-            return centred * scale
-        scale = scale * self.weight.unsqueeze(-1)
-        return torch.addcmul(self.bias.unsqueeze(-1), centred, scale)
-
-
-class MaskedStatisticsPooling(nn.Module):
-    """Mean and unbiased standard deviation over the valid frames.
-
-    A deterministic, vectorised replacement for SpeechBrain's
-    ``StatisticsPooling`` (same input and output layout, no added noise, no
-    loop over utterances). The variance is clamped at ``eps`` before the
-    square root, so constant inputs and single-frame utterances give a finite
-    value (``sqrt(eps)``) and zero gradient rather than NaN.
-
-    Arguments
-    ---------
-    eps : float
-        Smallest variance.
-
-    Example
-    -------
-    >>> pooling = MaskedStatisticsPooling()
-    >>> x = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [4.0], [6.0]]])
-    >>> pooling(x, torch.tensor([2 / 3, 1.0]))  # the 100 is padding
-    tensor([[[2.0000, 1.4142]],
-    <BLANKLINE>
-            [[4.0000, 2.0000]]])
-    """
-
-    def __init__(self, eps=1e-10):
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, x, lengths=None):
-        """Pools ``x`` [batch, time, channels] into [batch, 1, 2 * channels].
-
-        Arguments
-        ---------
-        x : torch.Tensor
-            ``[batch, time, channels]`` frame features.
-        lengths : torch.Tensor, optional
-            ``[batch]`` relative lengths; None means all frames are valid.
-
-        Returns
-        -------
-        torch.Tensor
-            ``[batch, 1, 2 * channels]``: means, then standard deviations.
-        """
-        mask = _partial_mask(lengths, x.shape[1])
-        if mask is None:
-            correction = 1 if x.shape[1] > 1 else 0  # one frame: variance 0
-            variance, mean = torch.var_mean(
-                x, dim=1, keepdim=True, correction=correction
-            )
-        else:
-            mean, _, variance = _masked_moments(
-                x.transpose(1, 2), mask, correction=1
-            )
-            mean, variance = mean.transpose(1, 2), variance.transpose(1, 2)
-        std = variance.clamp(min=self.eps).sqrt()
-        return torch.cat([mean, std], dim=-1)
 
 
 def _scaled(channels, scale):
@@ -209,86 +40,113 @@ def _scaled(channels, scale):
     return max(1, round(channels * scale))
 
 
-def _geometry(layer):
-    """(span, stride, padding) of a Conv1d, MaxPool1d or SincNet layer."""
+ARCHITECTURES = {
+    "default": {
+        "front_end": "filterbank",
+        "tdnn_norm": "batch",
+        "compression": "log",
+        "sinc_stride": 10,
+        "sinc_frequency_unit": 1000.0,
+        "front_end_scale": 1.0,
+        "filterbank_std_norm": False,
+    },
+    "paper": {
+        "front_end": "sincnet",
+        "tdnn_norm": "weight",
+        "compression": "abs",
+        "sinc_stride": 5,
+        "sinc_frequency_unit": 1.0,
+        "front_end_scale": None,  # follows scale
+        "filterbank_std_norm": False,
+    },
+}
+"""Option values of the named SincTDNN architectures (see SincTDNN)."""
 
-    def first(value):
-        return value[0] if isinstance(value, tuple) else value
-
-    span = first(getattr(layer, "dilation", 1)) * (first(layer.kernel_size) - 1)
-    return span + 1, first(layer.stride), first(getattr(layer, "padding", 0))
-
-
-def _frames_after(layer, n_frames):
-    """Output length of ``layer`` for inputs of ``n_frames`` (None: None)."""
-    if n_frames is None:
-        return None
-    span, stride, padding = _geometry(layer)
-    return (n_frames + 2 * padding - span) // stride + 1
-
-
-def _frames_before(layer, n_frames):
-    """Shortest input length for which ``layer`` outputs ``n_frames``."""
-    span, stride, padding = _geometry(layer)
-    return (n_frames - 1) * stride + span - 2 * padding
-
-
-def _relative(counts, x):
-    """Relative lengths of ``counts`` valid frames in ``x`` (None: None)."""
-    if counts is None:
-        return None
-    return counts.clamp(min=1) / x.shape[-1]
+FRONT_ENDS = ("filterbank", "sincnet")
 
 
 class SincTDNN(nn.Module):
     """SincNet front-end + x-vector TDNN speaker embedding network.
 
-    Layers (reference sizes, ``scale=1``)::
+    Layers of the default architecture (reference sizes, ``scale=1``)::
 
         InstanceNorm1d(1) on the waveform
-        SincNet(80, kernel 251, stride 5) -> abs -> MaxPool1d(3)
-            -> InstanceNorm1d(80, affine) -> LeakyReLU(0.2)
-        Conv1d(80 -> 60, 5) -> MaxPool1d(3) -> InstanceNorm1d(60, affine)
-            -> LeakyReLU(0.2), twice (second 60 -> 60)
-        TDNN, weight-normalised Conv1d + ReLU: 512 k5, 512 k3 dilation 2,
+        SincNet(80 filters, kernel 251, stride 10)
+        band energies: mean of squares over 25 ms every 10 ms
+            -> log(1 + 100 e) -> per-utterance mean removed (affine)
+        TDNN, Conv1d -> LeakyReLU -> BatchNorm1d: 512 k5, 512 k3 dilation 2,
             512 k3 dilation 3, 512 k1, 1500 k1
         statistics pooling (mean, unbiased std) -> 3000
         Linear(3000 -> 512): the embedding, before any activation
 
-    A 3 s chunk at 16 kHz gives 351 frames after the front-end. ``scale``
-    multiplies every hidden channel count (sinc filters, convolutions, TDNN)
-    uniformly, rounded, to fit small compute budgets: the TDNN cost falls
-    roughly as ``scale ** 2``, the SincNet cost as ``scale``. The embedding
-    size is not scaled.
+    ``architecture="paper"`` is the network of Coria et al. (2020) exactly
+    (4.3 M parameters): after SincNet (stride 5, cut-offs learned in Hz)
+    the SincNet block of ``SincConvFrontEnd`` (``|x|``, max pooling,
+    instance norm, LeakyReLU, two more convolution stages; 118 frames per
+    second), and a TDNN of weight-normalised Conv1d + ReLU without batch
+    norm; ``scale`` then shrinks the front-end too. The options below left
+    at None take the architecture's value (``ARCHITECTURES``); given
+    explicitly, they override it. The paper's network barely leaves its
+    collapsed start at CPU budgets; what each option changes is measured in
+    BENCHMARKS.md (SincTDNN ablation).
+
+    A 3 s chunk at 16 kHz gives 296 frames with the default front-end (351
+    with the paper's). ``scale`` multiplies the TDNN channel counts (rounded)
+    to fit small compute budgets (cost about ``scale ** 2``);
+    ``front_end_scale`` the number of sinc filters and the convolution
+    channels of the ``"sincnet"`` front-end. The embedding size is not
+    scaled.
 
     Arguments
     ---------
     sample_rate : int
         Waveform sampling rate in Hz.
+    front_end : str, optional
+        ``"filterbank"`` (``SincFilterbankFrontEnd``) or ``"sincnet"``
+        (``SincConvFrontEnd``).
     sinc_filters : int
-        Number of SincNet filters.
+        Number of SincNet filters (before ``front_end_scale``).
     sinc_kernel_size : int
         SincNet filter length (odd).
-    sinc_stride : int
+    sinc_stride : int, optional
         SincNet hop in samples.
+    sinc_frequency_unit : float, optional
+        Hz per unit of the learnable cut-off offsets (see ``SincNet``): 1000
+        in the default architecture, 1 (Hz) in the paper's.
+    compression : str, optional
+        ``"abs"`` or ``"log"`` (see ``Compression``): of the filter
+        outputs (``"sincnet"``) or of the band energies (``"filterbank"``).
+    compression_gain : float
+        Gain inside the log compression.
+    filterbank_std_norm : bool, optional
+        The ``"filterbank"`` front-end also divides each band by its
+        standard deviation over the utterance (default: only the mean is
+        removed, as SpeechBrain's sentence normalisation of ``Fbank``).
     conv_channels : sequence of int
-        Output channels of the front-end convolutions.
+        Output channels of the ``"sincnet"`` front-end's convolutions.
     conv_kernel_size : int
-        Kernel size of the front-end convolutions.
+        Their kernel size.
     pool_size : int
-        Kernel and stride of the front-end max pooling.
+        Kernel and stride of the ``"sincnet"`` front-end's max pooling.
     negative_slope : float
-        Slope of the front-end LeakyReLU.
+        Slope of the ``"sincnet"`` front-end's LeakyReLUs.
     tdnn_channels : sequence of int
         Output channels of the TDNN layers.
     tdnn_kernel_sizes : sequence of int
         Kernel sizes of the TDNN layers.
     tdnn_dilations : sequence of int
         Dilations of the TDNN layers.
+    tdnn_norm : str, optional
+        ``"batch"`` or ``"weight"`` (see ``TDNNLayer``).
     embedding_dim : int
         Embedding size.
     scale : float
-        Multiplier of all hidden channel counts.
+        Multiplier of the TDNN channel counts.
+    front_end_scale : float, optional
+        Multiplier of the front-end channel counts; None: the
+        architecture's (the paper's: ``scale``).
+    architecture : str
+        ``"default"`` or ``"paper"``.
 
     Example
     -------
@@ -296,20 +154,28 @@ class SincTDNN(nn.Module):
     >>> wavs = torch.randn(2, 48000)
     >>> model(wavs).shape
     torch.Size([2, 1, 512])
-    >>> model.n_frames(48000)
-    351
+    >>> model.n_frames(48000), model.sincnet.n_filters
+    (296, 80)
     >>> alone = model(wavs[1:, :32000])
     >>> padded = model(wavs, lengths=torch.tensor([1.0, 2 / 3]))[1:]
     >>> torch.allclose(alone, padded, atol=1e-4)
     True
+    >>> paper = SincTDNN(scale=0.25, architecture="paper")
+    >>> paper.n_frames(48000), paper.sincnet.n_filters
+    (351, 20)
     """
 
     def __init__(
         self,
         sample_rate=16000,
+        front_end=None,
         sinc_filters=80,
         sinc_kernel_size=251,
-        sinc_stride=5,
+        sinc_stride=None,
+        sinc_frequency_unit=None,
+        compression=None,
+        compression_gain=100.0,
+        filterbank_std_norm=None,
         conv_channels=(60, 60),
         conv_kernel_size=5,
         pool_size=3,
@@ -317,12 +183,43 @@ class SincTDNN(nn.Module):
         tdnn_channels=(512, 512, 512, 512, 1500),
         tdnn_kernel_sizes=(5, 3, 3, 1, 1),
         tdnn_dilations=(1, 2, 3, 1, 1),
+        tdnn_norm=None,
         embedding_dim=512,
         scale=1.0,
+        front_end_scale=None,
+        architecture="default",
     ):
         super().__init__()
-        if scale <= 0:
-            raise ValueError(f"scale must be positive, got {scale}")
+        if architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"architecture must be one of {tuple(ARCHITECTURES)}, got "
+                f"{architecture!r}"
+            )
+        given = {
+            "front_end": front_end,
+            "tdnn_norm": tdnn_norm,
+            "compression": compression,
+            "sinc_stride": sinc_stride,
+            "sinc_frequency_unit": sinc_frequency_unit,
+            "front_end_scale": front_end_scale,
+            "filterbank_std_norm": filterbank_std_norm,
+        }
+        options = {
+            name: ARCHITECTURES[architecture][name] if value is None else value
+            for name, value in given.items()
+        }
+        if options["front_end_scale"] is None:
+            options["front_end_scale"] = scale
+        if scale <= 0 or options["front_end_scale"] <= 0:
+            raise ValueError(
+                f"scale ({scale}) and front_end_scale "
+                f"({options['front_end_scale']}) must be positive"
+            )
+        if options["front_end"] not in FRONT_ENDS:
+            raise ValueError(
+                f"front_end must be one of {FRONT_ENDS}, got "
+                f"{options['front_end']!r}"
+            )
         if (
             not len(tdnn_channels)
             == len(tdnn_kernel_sizes)
@@ -332,28 +229,35 @@ class SincTDNN(nn.Module):
                 "tdnn_channels, tdnn_kernel_sizes and tdnn_dilations must "
                 "have the same length"
             )
-        self.negative_slope = negative_slope
+        self.options = options
         self.waveform_norm = MaskedInstanceNorm1d(1)
-        self.sincnet = SincNet(
-            n_filters=_scaled(sinc_filters, scale),
+        sincnet = SincNet(
+            n_filters=_scaled(sinc_filters, options["front_end_scale"]),
             kernel_size=sinc_kernel_size,
-            stride=sinc_stride,
+            stride=options["sinc_stride"],
             sample_rate=sample_rate,
+            frequency_unit=options["sinc_frequency_unit"],
         )
-        self.pool = nn.MaxPool1d(pool_size)
-        channels = [self.sincnet.n_filters]
-        channels += [_scaled(c, scale) for c in conv_channels]
-        self.convs = nn.ModuleList(
-            nn.Conv1d(c_in, c_out, conv_kernel_size)
-            for c_in, c_out in zip(channels[:-1], channels[1:], strict=True)
-        )
-        self.front_end_norms = nn.ModuleList(
-            MaskedInstanceNorm1d(c, affine=True) for c in channels
-        )
-        tdnn_sizes = [channels[-1]]
+        compressor = Compression(options["compression"], compression_gain)
+        if options["front_end"] == "sincnet":
+            self.front_end = SincConvFrontEnd(
+                sincnet,
+                [_scaled(c, options["front_end_scale"]) for c in conv_channels],
+                conv_kernel_size,
+                pool_size,
+                negative_slope,
+                compressor,
+            )
+        else:
+            self.front_end = SincFilterbankFrontEnd(
+                sincnet,
+                compression=compressor,
+                std_norm=options["filterbank_std_norm"],
+            )
+        tdnn_sizes = [self.front_end.out_channels]
         tdnn_sizes += [_scaled(c, scale) for c in tdnn_channels]
         self.tdnn = nn.ModuleList(
-            weight_norm(nn.Conv1d(c_in, c_out, kernel, dilation=dilation))
+            TDNNLayer(c_in, c_out, kernel, dilation, options["tdnn_norm"])
             for c_in, c_out, kernel, dilation in zip(
                 tdnn_sizes[:-1],
                 tdnn_sizes[1:],
@@ -365,9 +269,10 @@ class SincTDNN(nn.Module):
         self.pooling = MaskedStatisticsPooling()
         self.embedding = nn.Linear(2 * tdnn_sizes[-1], embedding_dim)
 
-    def _front_end_filters(self):
-        """SincNet then the convolutions: each -> pool -> norm -> LeakyReLU."""
-        return [self.sincnet, *self.convs]
+    @property
+    def sincnet(self):
+        """The front-end's SincNet filter bank."""
+        return self.front_end.sincnet
 
     def n_frames(self, n_samples):
         """Frames entering the TDNN for ``n_samples`` waveform samples.
@@ -385,25 +290,17 @@ class SincTDNN(nn.Module):
         Example
         -------
         >>> SincTDNN(scale=0.1).n_frames(torch.tensor([16000, 48000]))
-        tensor([114, 351])
+        tensor([ 96, 296])
         """
-        for layer in self._front_end_filters():
-            n_samples = _frames_after(
-                self.pool, _frames_after(layer, n_samples)
-            )
-        return n_samples
+        return self.front_end.n_frames(n_samples)
 
     @property
     def min_samples(self):
         """Shortest waveform (in samples) giving one TDNN output frame."""
         n_frames = 1
         for layer in reversed(self.tdnn):
-            n_frames = _frames_before(layer, n_frames)
-        for layer in reversed(self._front_end_filters()):
-            n_frames = _frames_before(
-                layer, _frames_before(self.pool, n_frames)
-            )
-        return n_frames
+            n_frames = frames_before(layer.conv, n_frames)
+        return self.front_end.min_samples(n_frames)
 
     def forward(self, wavs, lengths=None):
         """Computes embeddings of a batch of (padded) waveforms.
@@ -433,20 +330,12 @@ class SincTDNN(nn.Module):
         counts = None
         if lengths is not None:
             counts = torch.round(lengths * x.shape[-1])
-        x = self.waveform_norm(x, _relative(counts, x))
-        for layer, norm in zip(
-            self._front_end_filters(), self.front_end_norms, strict=True
-        ):
-            x = layer(x)
-            if layer is self.sincnet:
-                x = x.abs()
-            x = self.pool(x)
-            counts = _frames_after(self.pool, _frames_after(layer, counts))
-            x = F.leaky_relu(norm(x, _relative(counts, x)), self.negative_slope)
+        x = self.waveform_norm(x, relative_lengths(counts, x))
+        x, counts = self.front_end(x, counts)
         for layer in self.tdnn:
-            x = F.relu(layer(x))
-            counts = _frames_after(layer, counts)
-        stats = self.pooling(x.transpose(1, 2), _relative(counts, x))
+            x = layer(x)
+            counts = frames_after(layer.conv, counts)
+        stats = self.pooling(x.transpose(1, 2), relative_lengths(counts, x))
         return self.embedding(stats)
 
 

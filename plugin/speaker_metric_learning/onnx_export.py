@@ -27,6 +27,7 @@ Authors
 """
 
 import copy
+import pathlib
 import warnings
 
 import numpy as np
@@ -38,6 +39,9 @@ from speaker_metric_learning.sincnet import SincNet, waveform_batch
 
 INPUT_NAMES = ("wavs", "lengths")
 OUTPUT_NAME = "embeddings"
+#: Largest accepted distance between ONNX Runtime's and PyTorch's embedding
+#: of one input, relative to the embedding's norm.
+PARITY_TOLERANCE = 1e-4
 
 
 def _require(module_name):
@@ -160,8 +164,9 @@ def export_onnx(model, path, sample_rate=16000, opset_version=18):
     Raises
     ------
     RuntimeError
-        If ONNX Runtime's embeddings differ from PyTorch's by more than
-        1e-4.
+        If ONNX Runtime's embedding of an input is further from PyTorch's
+        than ``PARITY_TOLERANCE`` of its norm; the file is then removed
+        (as on any failure).
 
     Example
     -------
@@ -181,6 +186,41 @@ def export_onnx(model, path, sample_rate=16000, opset_version=18):
     # of every length-aware layer.
     example = torch.randn(2, max(2 * min_samples, sample_rate))
     example_lengths = torch.tensor([1.0, 0.75])
+    try:
+        with torch.no_grad():
+            expected = graph(example, example_lengths).numpy()
+        metadata = {
+            "sample_rate": sample_rate,
+            "min_samples": min_samples,
+            "embedding_dim": expected.shape[-1],
+            "producer": "speaker_metric_learning",
+        }
+        _write_graph(
+            onnx,
+            graph,
+            path,
+            (example, example_lengths),
+            metadata,
+            opset_version,
+        )
+        error = relative_error(
+            OnnxEmbedder(path)(example, example_lengths), expected
+        )
+        if not error <= PARITY_TOLERANCE:
+            raise RuntimeError(
+                f"the ONNX graph's embeddings differ from the PyTorch "
+                f"model's by {error:.2e} of their norm (more than "
+                f"{PARITY_TOLERANCE:g}): it is not written"
+            )
+    except BaseException:
+        pathlib.Path(path).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_graph(onnx, graph, path, example, metadata, opset_version):
+    """Traces ``graph`` on the example inputs to ``path``, and adds the
+    metadata entries."""
     with warnings.catch_warnings():
         # Shape checks of the Python code are constant for a valid input;
         # the exporter warns about each, and about its own deprecation.
@@ -188,7 +228,7 @@ def export_onnx(model, path, sample_rate=16000, opset_version=18):
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             graph,
-            (example, example_lengths),
+            example,
             path,
             dynamo=False,
             input_names=list(INPUT_NAMES),
@@ -203,28 +243,42 @@ def export_onnx(model, path, sample_rate=16000, opset_version=18):
             # can leave shared initialisers out of topological order.
             do_constant_folding=False,
         )
-    with torch.no_grad():
-        expected = graph(example, example_lengths)
     proto = onnx.load(path)
-    metadata = {
-        "sample_rate": sample_rate,
-        "min_samples": min_samples,
-        "embedding_dim": expected.shape[-1],
-        "producer": "speaker_metric_learning",
-    }
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, str(value)
     onnx.save(proto, path)
-    difference = np.abs(
-        OnnxEmbedder(path)(example, example_lengths) - expected.numpy()
-    ).max()
-    if not difference <= 1e-4:
-        raise RuntimeError(
-            f"the ONNX graph {path} differs from the PyTorch model by "
-            f"{difference:.2e}: do not use it"
-        )
-    return path
+
+
+def relative_error(embeddings, reference):
+    """The largest distance between two embeddings of one input, relative
+    to the norm of the reference embedding (scale-free: trained embeddings
+    have norms far from 1).
+
+    Arguments
+    ---------
+    embeddings : numpy.ndarray
+        [batch, ..., dim] embeddings to check.
+    reference : numpy.ndarray
+        The reference embeddings, same shape.
+
+    Returns
+    -------
+    float
+
+    Example
+    -------
+    >>> reference = np.array([[1000.0, 0.0], [0.0, 1.0]])
+    >>> shifted = reference + [[0.5, 0.0], [0.0, 0.0]]
+    >>> relative_error(shifted, reference)
+    0.0005
+    """
+    reference = reference.reshape(len(reference), -1)
+    difference = embeddings.reshape(len(reference), -1) - reference
+    norms = np.linalg.norm(reference, axis=1)
+    return float(
+        (np.linalg.norm(difference, axis=1) / np.maximum(norms, 1e-12)).max()
+    )
 
 
 class OnnxEmbedder:

@@ -161,10 +161,11 @@ class SincNet(nn.Module):
     is 1 and the passband gain ``sr / (2 band_hz)``. The filters are exactly
     symmetric (half computed, then mirrored).
 
-    The parameters are offsets, as in the reference implementation::
+    The parameters are offsets, as in the reference implementation, counted
+    in units of ``frequency_unit`` Hz::
 
-        low_hz  = min(min_low_hz + |low_offset_hz|, sr / 2 - min_band_hz)
-        high_hz = min(low_hz + min_band_hz + |band_offset_hz|, sr / 2)
+        low_hz  = min(min_low_hz + unit |low_offset|, sr / 2 - min_band_hz)
+        high_hz = min(low_hz + min_band_hz + unit |band_offset|, sr / 2)
 
     so whatever values an optimizer gives them, ``low_hz >= min_low_hz``,
     ``high_hz - low_hz >= min_band_hz`` and ``high_hz <= sr / 2`` (the upper
@@ -173,9 +174,21 @@ class SincNet(nn.Module):
     initially) its bandwidth offset gets no gradient.
 
     The offsets start at ``n_filters + 1`` mel-spaced edges between
-    ``init_low_hz`` and ``init_high_hz``: ``low_offset_hz = edge[k]``,
-    ``band_offset_hz = edge[k + 1] - edge[k]``; the default ``init_high_hz``
-    makes the last filter end exactly at Nyquist.
+    ``init_low_hz`` and ``init_high_hz``: ``unit low_offset = edge[k]``,
+    ``unit band_offset = edge[k + 1] - edge[k]``; the default
+    ``init_high_hz`` makes the last filter end exactly at Nyquist.
+
+    The unit sets how fast the cut-offs learn: an Adam step moves a
+    parameter by about the learning rate whatever its gradient's size, so a
+    cut-off moves by up to ``lr * frequency_unit`` Hz per step. In Hz
+    (``frequency_unit=1``, as in the implementation Coria et al. used) that
+    is 1e-3 Hz per step at lr 1e-3, and the filters stay where they started
+    (0.03 Hz after 200 steps on real speech); in units of a 16 kHz sampling
+    rate (the original SincNet's normalised frequencies) they wander by
+    about 200 Hz in 200 steps (and learned worse in a one-seed probe); the
+    default unit, 1 kHz, moves them by about 20 Hz and learns best
+    (BENCHMARKS.md, SincTDNN ablation). The unit is stored with the weights (a buffer), so
+    a saved bank always loads with the cut-offs it had.
 
     Arguments
     ---------
@@ -196,6 +209,8 @@ class SincNet(nn.Module):
     init_high_hz : float, optional
         Last mel-spaced edge; default ``sample_rate / 2 - min_low_hz -
         min_band_hz``.
+    frequency_unit : float
+        Hz per unit of the learnable offsets (1.0: in Hz).
 
     Example
     -------
@@ -209,6 +224,11 @@ class SincNet(nn.Module):
     torch.Size([80, 251])
     >>> sincnet.low_hz.detach()[0].round(), sincnet.high_hz.detach()[-1]
     (tensor(80.), tensor(8000.))
+    >>> in_hz = SincNet(frequency_unit=1.0)
+    >>> torch.allclose(in_hz.high_hz, sincnet.high_hz)
+    True
+    >>> round(float(in_hz.low_offset[1] / sincnet.low_offset[1]))
+    1000
     """
 
     def __init__(
@@ -221,6 +241,7 @@ class SincNet(nn.Module):
         min_band_hz=50.0,
         init_low_hz=30.0,
         init_high_hz=None,
+        frequency_unit=1000.0,
     ):
         super().__init__()
         nyquist = sample_rate / 2
@@ -238,6 +259,10 @@ class SincNet(nn.Module):
             raise ValueError(
                 f"min_low_hz ({min_low_hz}) must be >= 0 and min_band_hz "
                 f"({min_band_hz}) > 0"
+            )
+        if not frequency_unit > 0:
+            raise ValueError(
+                f"frequency_unit must be positive, got {frequency_unit}"
             )
         if min_low_hz + min_band_hz >= nyquist:
             raise ValueError(
@@ -262,9 +287,12 @@ class SincNet(nn.Module):
             n_filters + 1,
             dtype=torch.float64,
         )
-        edges = mel_to_hz(mels)
-        self.low_offset_hz = nn.Parameter(edges[:-1].float())
-        self.band_offset_hz = nn.Parameter(edges.diff().float())
+        edges = mel_to_hz(mels) / frequency_unit
+        self.low_offset = nn.Parameter(edges[:-1].float())
+        self.band_offset = nn.Parameter(edges.diff().float())
+        self.register_buffer(
+            "frequency_unit", torch.tensor(float(frequency_unit))
+        )
 
         # Right half of the kernel, centre tap included (n = 0 ... half).
         half = kernel_size // 2
@@ -278,7 +306,7 @@ class SincNet(nn.Module):
     def low_hz(self):
         """Low cut-off frequencies in Hz, ``[n_filters]``."""
         return torch.clamp(
-            self.min_low_hz + self.low_offset_hz.abs(),
+            self.min_low_hz + self.frequency_unit * self.low_offset.abs(),
             max=self.sample_rate / 2 - self.min_band_hz,
         )
 
@@ -286,7 +314,9 @@ class SincNet(nn.Module):
     def high_hz(self):
         """High cut-off frequencies in Hz, ``[n_filters]``."""
         return torch.clamp(
-            self.low_hz + self.min_band_hz + self.band_offset_hz.abs(),
+            self.low_hz
+            + self.min_band_hz
+            + self.frequency_unit * self.band_offset.abs(),
             max=self.sample_rate / 2,
         )
 
@@ -495,8 +525,9 @@ def load_sincnet(path, kernel_size=251, stride=5, sample_rate=16000):
     ---------
     path : str
         A state dict file, or a SpeechBrain checkpoint folder holding
-        ``embedding_model.ckpt``. The SincNet parameters are the keys ending
-        in ``low_offset_hz`` and ``band_offset_hz`` (any prefix).
+        ``embedding_model.ckpt``. The SincNet entries are the keys ending
+        in ``low_offset``, ``band_offset`` and ``frequency_unit`` (any
+        prefix).
     kernel_size, stride, sample_rate : int
         Configuration not stored in the state dict.
 
@@ -523,7 +554,7 @@ def load_sincnet(path, kernel_size=251, stride=5, sample_rate=16000):
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
     tensors = {}
-    for name in ("low_offset_hz", "band_offset_hz"):
+    for name in ("low_offset", "band_offset", "frequency_unit"):
         keys = [
             key
             for key in (state if isinstance(state, dict) else {})
@@ -536,10 +567,11 @@ def load_sincnet(path, kernel_size=251, stride=5, sample_rate=16000):
             )
         tensors[name] = state[keys[0]]
     sincnet = SincNet(
-        n_filters=len(tensors["low_offset_hz"]),
+        n_filters=len(tensors["low_offset"]),
         kernel_size=kernel_size,
         stride=stride,
         sample_rate=sample_rate,
+        frequency_unit=float(tensors["frequency_unit"]),
     )
     sincnet.load_state_dict(tensors)
     return sincnet

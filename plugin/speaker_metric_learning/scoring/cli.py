@@ -45,7 +45,8 @@ import argparse
 import pathlib
 import sys
 
-from speaker_metric_learning.data import AudioReadError, read_audio
+from speaker_metric_learning.data import read_audio
+from speaker_metric_learning.run_guard import refuse_run_folder
 from speaker_metric_learning.scoring.compare import (
     compare_results,
     compute_results,
@@ -66,6 +67,31 @@ from speaker_metric_learning.scoring.trials import (
 
 #: Extensions tried, in this order, for a trial path without its extension.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
+
+
+def _number(kind, low, strict):
+    """An argparse type: a ``kind`` number above ``low`` (or from ``low``
+    when not ``strict``), finite."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or abs(value) == float("inf"):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+        if value < low or (strict and value == low):
+            relation = ">" if strict else ">="
+            raise argparse.ArgumentTypeError(f"{text} must be {relation} {low}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+_positive_float = _number(float, 0, strict=True)
+_positive_int = _number(int, 0, strict=True)
+_natural = _number(int, 0, strict=False)
 
 
 def build_parser():
@@ -95,7 +121,7 @@ def build_parser():
     score.add_argument("--name", help="system name (default: score file)")
     score.add_argument(
         "--bootstrap",
-        type=int,
+        type=_natural,
         default=1000,
         metavar="N",
         help="bootstrap replicates for the 95%% CIs (0: none)",
@@ -144,6 +170,8 @@ def main(argv=None):
     """
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "output", None) is not None:
+            refuse_run_folder(args.output, "results")
         if args.command == "fingerprint":
             print(read_trials(args.trials).fingerprint)
         elif args.command == "score-file":
@@ -153,7 +181,7 @@ def main(argv=None):
         else:
             print(compare_results(args.folders, args.output))
             print(f"\nWrote {pathlib.Path(args.output) / 'comparison.md'}")
-    except (OSError, ValueError, AudioReadError) as error:
+    except (OSError, ValueError, RuntimeError) as error:  # AudioReadError
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
@@ -206,16 +234,19 @@ def _add_score_model_parser(commands):
     parser.add_argument("--name", help="system name (default: model folder)")
     parser.add_argument(
         "--window",
-        type=float,
+        type=_positive_float,
         metavar="SECONDS",
         help="average the embeddings of windows this long (default: whole "
         "utterances)",
     )
     parser.add_argument(
-        "--step", type=float, metavar="SECONDS", help="window step"
+        "--step", type=_positive_float, metavar="SECONDS", help="window step"
     )
     parser.add_argument(
-        "--batch_size", type=int, default=16, help="utterances per batch"
+        "--batch_size",
+        type=_positive_int,
+        default=16,
+        help="utterances per batch",
     )
     parser.add_argument(
         "--cohort_folder",
@@ -223,20 +254,20 @@ def _add_score_model_parser(commands):
     )
     parser.add_argument(
         "--cohort_utterances",
-        type=int,
+        type=_positive_int,
         default=5,
         metavar="N",
         help="audio files embedded per cohort speaker",
     )
     parser.add_argument(
         "--top_k",
-        type=int,
+        type=_positive_int,
         metavar="K",
         help="adaptive s-norm with the K closest cohort speakers",
     )
     parser.add_argument(
         "--bootstrap",
-        type=int,
+        type=_natural,
         default=1000,
         metavar="N",
         help="bootstrap replicates for the 95%% CIs (0: none)",
@@ -349,9 +380,56 @@ class _AudioFiles:
         return self.data_ids[index], audio
 
 
-def _trial_audio(trials, folder):
-    """Audio file of every trial utterance; a missing one is an error
-    naming the file and the first trial line that uses it."""
+def trial_audio(trials, folder):
+    """The audio file of every utterance of a trial list.
+
+    Arguments
+    ---------
+    trials : speaker_metric_learning.scoring.trials.TrialList
+        The trials.
+    folder : str or pathlib.Path
+        The folder the trial paths are relative to.
+
+    Returns
+    -------
+    list of pathlib.Path
+        One file per utterance of ``trials.utterances``.
+
+    Raises
+    ------
+    ValueError
+        If the list has no target or no non-target trial (no error rate
+        can be measured).
+    FileNotFoundError
+        Naming the first utterance without a file, and the first trial
+        line that uses it.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speaker_metric_learning.scoring.trials import TrialList
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("a.wav", "b.flac"):
+    ...     (folder / name).touch()
+    >>> trials = TrialList.from_lines(["1 a b", "0 b a"])
+    >>> [path.name for path in trial_audio(trials, folder)]
+    ['a.wav', 'b.flac']
+    >>> trial_audio(TrialList.from_lines(["1 a b"], "t.txt"), folder)
+    Traceback (most recent call last):
+    ...
+    ValueError: t.txt has no non-target trial (label 0): an error rate needs \
+both target and non-target trials.
+    """
+    fingerprint = trials.fingerprint
+    for count, kind, label in (
+        (fingerprint.n_targets, "target", 1),
+        (fingerprint.n_nontargets, "non-target", 0),
+    ):
+        if not count:
+            raise ValueError(
+                f"{trials.source} has no {kind} trial (label {label}): an "
+                "error rate needs both target and non-target trials."
+            )
     paths = []
     for utterance in trials.utterances:
         path = find_audio(folder, utterance)
@@ -374,7 +452,7 @@ def _score_model(args):
 
     trials = read_trials(args.trials)
     print(trials.fingerprint)
-    paths = _trial_audio(trials, args.eval_folder)
+    paths = trial_audio(trials, args.eval_folder)
     if args.top_k is not None and args.cohort_folder is None:
         raise ValueError("--top_k needs --cohort_folder (the cohort).")
     verification = load_model(args.model, run_opts={"device": "cpu"})

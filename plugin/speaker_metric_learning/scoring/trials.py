@@ -4,32 +4,44 @@ A trial list has one trial per line, ``label enrol test`` (VoxCeleb format):
 ``label`` is 1 for a target (same speaker) trial and 0 for a non-target one,
 ``enrol`` and ``test`` are audio paths. An utterance is identified by its path
 without extension, e.g. ``id10270/x6uYqmx31kE/00001``. Fields are separated
-by any blanks, blank lines are ignored, files ending in ``.gz`` are
+by blanks, blank lines are ignored, files ending in ``.gz`` are
 decompressed.
 
 A score file holds one trial per line, ``score enrol test`` (the trial list
 with the label replaced by the score), written with enough digits to read
 back float32 scores exactly; its lines may come in any order.
 
-Parsing works on the bytes of the file with numpy (token boundaries, line
-numbers, a 64-bit hash of every path, one sort of the hashes, exact
-verification) instead of a Python loop over lines, so the 581,480 trials of
-VoxCeleb1-E are read in a fraction of a second. The fingerprint identifies a
-trial list in every result, so that results on different lists are never
-compared.
+Fields are separated by ASCII blanks (space, tab, CR, vertical tab, form
+feed), so CRLF files read as LF files; a path may hold any other character
+(UTF-8). A trial listed twice with both labels, or scored twice with two
+scores, is refused; a trial listed twice with one label is counted twice,
+with a warning.
+
+Parsing splits the whole file once (``bytes.split``), finds the line of
+every field with numpy, and numbers the distinct paths with a dictionary,
+so the 581,480 trials of VoxCeleb1-E are read in about half a second
+(``BENCHMARKS.md``); ``tests/test_trial_parsing.py`` checks it against a
+line-by-line reference parser on thousands of random files.
+
+The fingerprint identifies a trial list in every result, so that results
+on different lists are never compared.
 """
 
 import functools
 import gzip
 import hashlib
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-_HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
-#: _WORD_MASKS[n] keeps the first n bytes of a little-endian 8-byte word.
-_WORD_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)
+logger = logging.getLogger(__name__)
+
+#: Bytes that separate fields (those of ``bytes.split()``); ``\n`` also
+#: ends a line.
+_BLANK = np.zeros(256, dtype=bool)
+_BLANK[list(b" \t\n\r\x0b\x0c")] = True
 
 
 @dataclass(frozen=True)
@@ -156,7 +168,7 @@ class TrialList:
         2
         """
         table = _Table.from_bytes(raw, source, "label enrol test")
-        labels = table.column_bytes(0)
+        labels = np.array(table.column(0))
         is_target = labels == b"1"
         wrong = np.flatnonzero(~is_target & (labels != b"0"))
         if wrong.size:
@@ -166,7 +178,7 @@ class TrialList:
                 "(non-target)."
             )
         utterances, index = table.utterance_index()
-        return cls(
+        trials = cls(
             labels=is_target,
             utterances=utterances,
             enrol_index=index[:, 0],
@@ -174,6 +186,41 @@ class TrialList:
             line_numbers=table.line_numbers,
             source=source,
         )
+        trials._check_repeats()
+        return trials
+
+    def _check_repeats(self):
+        """Refuses a trial listed twice with both labels; warns about
+        trials listed more than once (each counts as often as listed)."""
+        codes = self.enrol_index * len(self.utterances) + self.test_index
+        earlier, later = _repeated_rows(codes)
+        if not later.size:
+            return
+        lines = self.line_numbers
+        conflicts = np.flatnonzero(self.labels[earlier] != self.labels[later])
+        if conflicts.size:
+            first = conflicts[0]
+            raise ValueError(
+                f"{self.source}, line {lines[later[first]]}: the trial "
+                f"{self._pair(later[first])} is also on line "
+                f"{lines[earlier[first]]} with the other label: keep the "
+                "right one."
+            )
+        logger.warning(
+            "%s: %d trial lines repeat an earlier line (e.g. line %d repeats "
+            "line %d, %s) and count as often as they appear: remove them "
+            "unless that is intended",
+            self.source,
+            later.size,
+            lines[later[0]],
+            lines[earlier[0]],
+            self._pair(later[0]),
+        )
+
+    def _pair(self, row):
+        """``'enrol test'`` of one trial."""
+        enrol = self.utterances[self.enrol_index[row]]
+        return f"'{enrol} {self.utterances[self.test_index[row]]}'"
 
     @classmethod
     def from_lines(cls, lines, source="<lines>"):
@@ -281,94 +328,70 @@ def _read_bytes(path, kind):
 
 
 class _Table:
-    """Whitespace-separated fields of a text file, located in its bytes.
+    """Rows of three blank-separated fields of a text file.
+
+    Fields are separated by ASCII blanks (space, tab, CR, vertical tab,
+    form feed: the separators of ``bytes.split()``), rows by newlines;
+    blank lines are skipped.
 
     Arguments
     ---------
-    data : numpy.ndarray
-        The bytes of the file, as uint8.
-    starts : numpy.ndarray
-        [rows, 3] offset of the first byte of each field.
-    ends : numpy.ndarray
-        [rows, 3] offset just after the last byte of each field.
+    fields : list of bytes
+        The fields, three per row.
     line_numbers : numpy.ndarray
         1-based line number of each row.
+    source : str
+        File name (or description), used in error messages.
     """
 
-    def __init__(self, data, starts, ends, line_numbers, source="<bytes>"):
-        self.data = data
-        self.starts = starts
-        self.ends = ends
+    def __init__(self, fields, line_numbers, source="<bytes>"):
+        self.fields = fields
         self.line_numbers = line_numbers
         self.source = source
 
     @classmethod
     def from_bytes(cls, raw, source, layout):
-        """Splits bytes into rows of 3 fields; blank lines are skipped."""
-        data = np.frombuffer(raw, dtype=np.uint8)
-        in_field = data > ord(" ")
-        edges = np.flatnonzero(in_field[1:] != in_field[:-1]) + 1
-        if data.size and in_field[0]:
-            edges = np.concatenate([[0], edges])
-        if data.size and in_field[-1]:
-            edges = np.concatenate([edges, [data.size]])
-        starts, ends = edges[0::2], edges[1::2]
-        if starts.size == 0:
+        """Splits bytes into rows of 3 fields, naming the first line that
+        has another number of fields."""
+        fields = raw.split()
+        if not fields:
             raise ValueError(f"{source} is empty: no line '{layout}'.")
+        data = np.frombuffer(raw, dtype=np.uint8)
+        blank = _BLANK[data]
+        follows_blank = np.concatenate([[True], blank[:-1]])
+        starts = np.flatnonzero(~blank & follows_blank)
         newlines = np.flatnonzero(data == ord("\n"))
         field_lines = np.searchsorted(newlines, starts)
         fields_per_line = np.bincount(field_lines)
         wrong = np.flatnonzero((fields_per_line != 0) & (fields_per_line != 3))
         if wrong.size:
             line = int(wrong[0])
-            first = newlines[line - 1] + 1 if line else 0
-            last = newlines[line] if line < newlines.size else data.size
+            text = raw.split(b"\n")[line].decode(errors="replace")
             raise ValueError(
                 f"{source}, line {line + 1}: expected 3 fields '{layout}' but "
-                f"found {fields_per_line[line]}: "
-                f"{bytes(data[first:last]).decode(errors='replace')!r}"
+                f"found {fields_per_line[line]}: {text!r}"
             )
-        return cls(
-            data,
-            starts.reshape(-1, 3),
-            ends.reshape(-1, 3),
-            field_lines[0::3] + 1,
-            source,
-        )
+        return cls(fields, field_lines[0::3] + 1, source)
 
     def __len__(self):
         return len(self.line_numbers)
 
     def field(self, row, column):
         """The text of one field."""
-        start, end = self.starts[row, column], self.ends[row, column]
-        return bytes(self.data[start:end]).decode(errors="replace")
+        return self.fields[3 * row + column].decode(errors="replace")
 
-    def column_bytes(self, column):
-        """A column as a fixed-width bytes array (``numpy.bytes_``)."""
-        starts, ends = self.starts[:, column], self.ends[:, column]
-        lengths = ends - starts
-        width = int(lengths.max())
-        matrix = np.zeros((len(self), width), dtype=np.uint8)
-        for offset in range(width):
-            present = lengths > offset
-            matrix[present, offset] = self.data[starts[present] + offset]
-        return matrix.view(f"S{width}").reshape(-1)
+    def column(self, column):
+        """The fields of one column, as a list of bytes."""
+        return self.fields[column::3]
 
-    def _path_id(self, raw, field, start, end):
-        """The id of one path field (``field``: its index among the path
-        fields, two per row), naming its line if it is not UTF-8."""
-        try:
-            return _without_extension(raw[start:end].decode())
-        except UnicodeDecodeError:
-            raise ValueError(
-                f"{self.source}, line {self.line_numbers[field // 2]}: "
-                f"{raw[start:end]!r} is not UTF-8 text: save the file as "
-                "UTF-8."
-            ) from None
-
-    def utterance_index(self):
+    def utterance_index(self, whole=frozenset()):
         """Ids (paths without extension) of columns 1 and 2, indexed.
+
+        Arguments
+        ---------
+        whole : set of str
+            Paths that are ids as they are (a score file written by
+            :func:`write_scores` holds ids, which may contain a dot).
 
         Returns
         -------
@@ -377,25 +400,42 @@ class _Table:
         index : numpy.ndarray
             [rows, 2] index of each path into ``utterances``.
         """
-        starts = self.starts[:, 1:].reshape(-1)
-        ends = self.ends[:, 1:].reshape(-1)
-        first, path_index = _factorize_fields(self.data, starts, ends)
-        # Distinct paths are few: decode them and strip their extensions,
-        # then merge the paths that differ only by extension.
-        raw = self.data.tobytes()
-        spans = zip(
-            first.tolist(),
-            starts[first].tolist(),
-            ends[first].tolist(),
-            strict=True,
+        paths = [b""] * (2 * len(self))
+        paths[0::2], paths[1::2] = self.column(1), self.column(2)
+        number = dict.fromkeys(paths)  # distinct, in order of appearance
+        for position, path in enumerate(number):
+            number[path] = position
+        index = np.fromiter(
+            map(number.__getitem__, paths), dtype=np.int64, count=len(paths)
         )
-        ids = [self._path_id(raw, *span) for span in spans]
+        # Distinct paths are few: decode them (at once: no field holds a
+        # newline) and strip their extensions, then merge the paths that
+        # differ only by extension.
+        try:
+            decoded = b"\n".join(number).decode().split("\n")
+        except UnicodeDecodeError:
+            decoded = [self._decode(path, paths) for path in number]
+        ids = [
+            path if path in whole else _without_extension(path)
+            for path in decoded
+        ]
         distinct = dict.fromkeys(ids)
         if len(distinct) == len(ids):
-            return ids, path_index.reshape(-1, 2)
-        number = {utterance: i for i, utterance in enumerate(distinct)}
-        id_of_path = np.array([number[utterance] for utterance in ids])
-        return list(distinct), id_of_path[path_index].reshape(-1, 2)
+            return ids, index.reshape(-1, 2)
+        renumber = {utterance: i for i, utterance in enumerate(distinct)}
+        id_of_path = np.array([renumber[utterance] for utterance in ids])
+        return list(distinct), id_of_path[index].reshape(-1, 2)
+
+    def _decode(self, path, paths):
+        """One path as text, naming its first line if it is not UTF-8."""
+        try:
+            return path.decode()
+        except UnicodeDecodeError:
+            row = paths.index(path) // 2
+            raise ValueError(
+                f"{self.source}, line {self.line_numbers[row]}: {path!r} is "
+                "not UTF-8 text: save the file as UTF-8."
+            ) from None
 
 
 def _without_extension(path):
@@ -406,83 +446,6 @@ def _without_extension(path):
     """
     dot = path.rfind(".")
     return path[:dot] if dot > path.rfind("/") + 1 else path
-
-
-def _factorize_fields(data, starts, ends):
-    """First occurrence of each distinct field, and the index of each field.
-
-    Fields are hashed 8 bytes at a time (64-bit multiplicative hash), the
-    hashes sorted once, and every field compared byte for byte with the
-    first field of its hash, so the result is exact; should two different
-    fields ever share a hash, a dictionary of the fields is used instead.
-
-    Returns
-    -------
-    first : numpy.ndarray
-        Index of the first occurrence of each distinct field, increasing.
-    index : numpy.ndarray
-        Index of each field into ``first``.
-    """
-    padded = np.concatenate([data, np.zeros(8, dtype=np.uint8)])
-    words = np.ndarray(
-        (data.size + 1,), dtype="<u8", buffer=padded, strides=(1,)
-    )
-    lengths = ends - starts
-    columns = [
-        words[starts + offset] & _WORD_MASKS[np.clip(lengths - offset, 0, 8)]
-        for offset in range(0, int(lengths.max()), 8)
-    ]
-    hashes = lengths.astype(np.uint64)
-    for column in columns:
-        hashes ^= column
-        hashes *= _HASH_MULTIPLIER
-        hashes ^= hashes >> np.uint64(29)
-    first, inverse = _first_and_inverse(hashes)
-    representative = first[inverse]
-    exact = all(
-        np.array_equal(values, values[representative])
-        for values in [lengths, *columns]
-    )
-    if not exact:
-        return _factorize_with_dict(data, starts, ends)
-    # Renumber the distinct fields by first appearance.
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return first[order], rank[inverse]
-
-
-def _first_and_inverse(values):
-    """First index of each distinct value, and the group of every value.
-
-    Same as ``numpy.unique(values, return_index=True, return_inverse=True)``
-    without its values, but with an unstable sort (faster): the first index
-    of a group is the minimum of the group's indices.
-    """
-    order = np.argsort(values)
-    ordered = values[order]
-    starts_group = np.empty(len(values), dtype=bool)
-    starts_group[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=starts_group[1:])
-    first = np.minimum.reduceat(order, np.flatnonzero(starts_group))
-    inverse = np.empty(len(values), dtype=np.int64)
-    inverse[order] = np.cumsum(starts_group) - 1
-    return first, inverse
-
-
-def _factorize_with_dict(data, starts, ends):
-    """Exact but slower version of ``_factorize_fields``."""
-    raw = data.tobytes()
-    number = {}
-    index = np.array(
-        [
-            number.setdefault(raw[start:end], len(number))
-            for start, end in zip(starts.tolist(), ends.tolist(), strict=True)
-        ]
-    )
-    first = np.zeros(len(number), dtype=np.int64)
-    first[index[::-1]] = np.arange(len(index))[::-1]
-    return first, index
 
 
 def embedding_rows(embeddings, utterances, trials=None):
@@ -709,7 +672,9 @@ def read_scores(path, trials):
     ---------
     path : str or pathlib.Path
         Score file, ``score enrol test`` per line (extensions are ignored,
-        lines may be in any order).
+        lines may be in any order). A path that is an utterance id of the
+        trial list as it is (``spk/take.2``, as :func:`write_scores` writes
+        it) is not stripped of its "extension".
     trials : TrialList
         The trials the scores must cover.
 
@@ -735,9 +700,9 @@ def read_scores(path, trials):
     source = str(path)
     table = _Table.from_bytes(_read_bytes(path, "Score"), source, "score a b")
     values = _parse_floats(table, source)
-    utterances, index = table.utterance_index()
-    # Translate the score file's utterance numbers into the trial list's.
     known = {utterance: i for i, utterance in enumerate(trials.utterances)}
+    utterances, index = table.utterance_index(whole=known)
+    # Translate the score file's utterance numbers into the trial list's.
     translate = np.array(
         [known.get(utterance, -1) for utterance in utterances], dtype=np.int64
     )
@@ -745,6 +710,7 @@ def read_scores(path, trials):
     scored = (translate[index[:, 0]] + 1) * n_utterances + (
         translate[index[:, 1]] + 1
     )
+    _check_score_repeats(table, values, scored, known=translate[index] >= 0)
     wanted = (trials.enrol_index + 1) * n_utterances + (trials.test_index + 1)
     order = np.argsort(scored, kind="stable")
     position = np.searchsorted(scored[order], wanted).clip(0, len(order) - 1)
@@ -761,13 +727,28 @@ def read_scores(path, trials):
     return values[order[position]]
 
 
+def _check_score_repeats(table, values, codes, known):
+    """Refuses two lines that score the same trial differently."""
+    rows = np.flatnonzero(known.all(axis=1))
+    earlier, later = _repeated_rows(codes[rows])
+    earlier, later = rows[earlier], rows[later]
+    conflicts = np.flatnonzero(values[earlier] != values[later])
+    if conflicts.size:
+        first, second = earlier[conflicts[0]], later[conflicts[0]]
+        raise ValueError(
+            f"{table.source}, line {table.line_numbers[second]}: the trial "
+            f"'{table.field(second, 1)} {table.field(second, 2)}' has another "
+            f"score on line {table.line_numbers[first]} "
+            f"({table.field(first, 0)} and {table.field(second, 0)}): keep "
+            "one score per trial."
+        )
+
+
 def _parse_floats(table, source):
     """Parses column 0 as finite floats, naming the line of a bad one."""
-    column = table.column_bytes(0)
-    try:
-        values = column.astype(np.float64)
-    except ValueError:
-        values = np.array([_float_or_nan(value) for value in column])
+    values = np.fromiter(
+        map(_float_or_nan, table.column(0)), dtype=np.float64, count=len(table)
+    )
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         raise ValueError(
@@ -778,8 +759,37 @@ def _parse_floats(table, source):
 
 
 def _float_or_nan(text):
-    """float(text), or NaN if it is not a number."""
+    """float(text) (text: str or bytes), or NaN if it is not a number."""
     try:
         return float(text)
     except ValueError:
         return float("nan")
+
+
+def _repeated_rows(codes):
+    """Rows whose code is that of an earlier row.
+
+    Arguments
+    ---------
+    codes : numpy.ndarray
+        One integer per row (a trial's enrolment and test utterances).
+
+    Returns
+    -------
+    earlier : numpy.ndarray
+        For each repeating row, the closest earlier row with its code.
+    later : numpy.ndarray
+        The repeating rows, increasing.
+
+    Example
+    -------
+    >>> earlier, later = _repeated_rows(np.array([5, 7, 5, 5, 7]))
+    >>> earlier.tolist(), later.tolist()
+    ([0, 2, 1], [2, 3, 4])
+    """
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    repeats = np.flatnonzero(ordered[1:] == ordered[:-1])
+    earlier, later = order[repeats], order[repeats + 1]
+    by_row = np.argsort(later, kind="stable")
+    return earlier[by_row], later[by_row]

@@ -1,0 +1,412 @@
+"""Learning speed of SincTDNN variants on real speech: the ablation table.
+
+Every variant is trained by ``train.py`` at one budget (the compare budget
+of BENCHMARKS.md: model_scale 0.125, 2 s chunks, 32 chunks per batch, 200
+Adam steps at lr 0.001) on the speechocean762 training speakers and scored
+by ``train.py`` itself on the dev trials (whole utterances, cosine). The
+variants walk from the network of Coria et al. (2020) to the package's
+default SincTDNN one change at a time, each row adding one option to the
+row above; SpeechBrain's Fbank x-vector with the same AAM loss runs beside
+them as the bar to reach, and the default SincTDNN with softmax as the
+second loss. Every variant gives every option explicitly, so a row means
+the same network whatever the package's defaults become.
+
+Below them, the default SincTDNN with one option at a time set back to
+the paper's value (leave-one-out rows).
+
+Per row: EER mean ± sd over seeds and the 95 % t-interval of that mean,
+each seed's EER with its bootstrap CI over trials, the paired bootstrap
+difference to the paper's network (same resampled trials for every run of
+both), minDCF, the last epoch's mean pairwise cosine of the training
+embeddings (1 = every chunk embedded in one direction), how far the SincNet
+cut-offs moved (mean absolute change of the centre frequencies, Hz) and
+the wall time per run.
+
+Usage (from the repository root; resumable: a run with a ``results.json``
+is skipped, an interrupted one resumes from its last checkpoint)::
+
+    PYTHONPATH=plugin:. python benchmarks/sinctdnn_ablation.py run --jobs 2
+    PYTHONPATH=plugin:. python benchmarks/sinctdnn_ablation.py report
+
+``report`` writes ``REPORT.md`` and ``summary.json`` into ``--output`` and
+the filter plot of the default variant's first seed into
+``benchmarks/figures``.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import pathlib
+import re
+import sys
+import time
+
+import numpy as np
+import torch
+from compare_losses import (
+    Layout,
+    decode_corpus,
+    load_scores,
+    mean_sd,
+    min_dcf_entry,
+    run_logged,
+)
+from scipy import stats
+
+from speaker_metric_learning.scoring.compare import load_results
+from speaker_metric_learning.scoring.significance import paired_bootstrap
+from speaker_metric_learning.sincnet import SincNet, load_sincnet, plot_filters
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BUDGET = {
+    "model_scale": 0.125,
+    "chunk_seconds": 2.0,
+    "speakers_per_batch": 32,
+    "chunks_per_speaker": 1,
+    "batches_per_epoch": 20,
+    "number_of_epochs": 10,
+    "lr": 0.001,
+}
+PAPER = {
+    "architecture": "paper",
+    "front_end": "sincnet",
+    "tdnn_norm": "weight",
+    "front_end_scale": BUDGET["model_scale"],
+    "compression": "abs",
+    "sinc_stride": 5,
+    "sinc_frequency_unit": 1.0,
+}
+# (name, yaml, change described, options): each SincTDNN row adds one
+# option to the row above it.
+STEPS = [
+    ("paper", "aam", "Coria et al. (2020) exactly", {}),
+    ("batch_norm", "aam", "+ TDNN Conv1d -> LeakyReLU -> BatchNorm1d",
+     {"tdnn_norm": "batch"}),
+    ("front_end_full", "aam", "+ front-end not scaled (80 filters, 60 ch.)",
+     {"front_end_scale": 1.0}),
+    ("log", "aam", "+ log(1 + 100 abs(x)) after the sinc filters",
+     {"compression": "log"}),
+    ("stride10", "aam", "+ SincNet stride 10 (was 5)", {"sinc_stride": 10}),
+    ("filterbank_std", "aam",
+     "+ log band energies (25 ms every 10 ms) instead of the convolution "
+     "block, mean and variance normalised",
+     {"front_end": "filterbank", "filterbank_std_norm": True}),
+    ("filterbank", "aam", "+ only the mean removed from the band energies",
+     {"filterbank_std_norm": False}),
+    ("khz", "aam", "+ cut-offs learned in units of 1 kHz (was 1 Hz)",
+     {"sinc_frequency_unit": 1000.0}),
+]  # fmt: skip
+DEFAULT_ROW = "khz"  # the package's default SincTDNN
+# (name, change described, option): the default SincTDNN with that one
+# option set back to the paper's value.
+LEAVE_ONE_OUT = [
+    ("no_batch_norm", "default, TDNN weight norm + ReLU", "tdnn_norm"),
+    ("scaled_front_end", "default, 10 filters (front-end scaled by 0.125)",
+     "front_end_scale"),
+    ("no_log", "default, band energies without log", "compression"),
+    ("stride5", "default, SincNet stride 5", "sinc_stride"),
+]  # fmt: skip
+
+
+def variants():
+    """``{name: (yaml, description, options)}`` of every row, in order."""
+    rows, options = {}, dict(PAPER)
+    for name, yaml_name, change, added in STEPS:
+        options = {**options, **added}
+        rows[name] = (yaml_name, change, dict(options))
+    default_options = {**rows[DEFAULT_ROW][2], "architecture": "default"}
+    for name, change, option in LEAVE_ONE_OUT:
+        options = {**default_options, option: PAPER[option]}
+        rows[name] = ("aam", change, options)
+    rows["default_softmax"] = (
+        "softmax",
+        "default SincTDNN, softmax loss",
+        default_options,
+    )
+    rows["xvector"] = ("xvector", "Fbank (24) + SpeechBrain Xvector, AAM", {})
+    return rows
+
+
+def train_command(name, seed, layout):
+    """``train.py`` command of one run; it trains, then scores the trials."""
+    yaml_name, _, options = variants()[name]
+    arguments = {
+        "data_folder": layout.decoded("train"),
+        "eval_folder": layout.decoded("dev"),
+        "trials_file": layout.trials,
+        "seed": seed,
+        "output_folder": layout.run(name, seed),
+        "num_workers": 0,
+        **BUDGET,
+        **options,
+    }
+    command = [sys.executable, str(ROOT / "train.py")]
+    command.append(f"hparams/{yaml_name}.yaml")
+    for key, value in arguments.items():
+        command += [f"--{key}", str(value)]
+    return command
+
+
+def train_and_score(name, seed, layout):
+    """One run (skipped when its results exist); returns its label."""
+    run = layout.run(name, seed)
+    if (run / "results.json").exists():
+        return f"{name}/{seed} (done before)"
+    run.mkdir(parents=True, exist_ok=True)
+    seconds = run_logged(train_command(name, seed, layout), run / "run.log")
+    (run / "wall_time.json").write_text(
+        json.dumps({"wall_s": seconds, "load_average": os.getloadavg()[0]})
+    )
+    return f"{name}/{seed}"
+
+
+def run_all(args, layout):
+    """Every variant x seed, ``args.jobs`` at a time, seed-major."""
+    decode_corpus(layout)
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        jobs = [
+            pool.submit(train_and_score, name, seed, layout)
+            for seed in args.seeds
+            for name in args.variants
+        ]
+        for job in concurrent.futures.as_completed(jobs):
+            try:
+                message = f"done {job.result()}"
+            except RuntimeError as error:
+                message = f"FAILED {error}"
+            print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+
+# ---------------------------------------------------------------- report
+
+
+def last_mean_cosine(train_log):
+    """The last epoch's mean pairwise cosine in a ``train_log.txt``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> log = pathlib.Path(tempfile.mkdtemp()) / "train_log.txt"
+    >>> _ = log.write_text("epoch: 1 - mean_pairwise_cosine: 0.99\\n"
+    ...                    "epoch: 2 - mean_pairwise_cosine: 0.41\\n")
+    >>> last_mean_cosine(log)
+    0.41
+    """
+    found = re.findall(
+        r"mean_pairwise_cosine: ([-+.\deE]+)",
+        pathlib.Path(train_log).read_text(),
+    )
+    return float(found[-1]) if found else None
+
+
+def last_checkpoint(run):
+    """The newest ``save/CKPT+*`` folder of a run (by its meta save time)."""
+    from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
+
+    saved = checkpoints_in_saving_order(run / "save")
+    return saved[-1].path if saved else None
+
+
+def cut_off_movement(run):
+    """Mean |change| of the SincNet centre frequencies, Hz (None: no
+    SincNet in the run's model)."""
+    checkpoint = last_checkpoint(run)
+    if checkpoint is None:
+        return None
+    try:
+        learned = load_sincnet(str(checkpoint))
+    except ValueError:  # a model without SincNet
+        return None
+    initial = SincNet(
+        n_filters=learned.n_filters,
+        frequency_unit=float(learned.frequency_unit),
+    )
+    with torch.no_grad():
+        change = (learned.center_hz - initial.center_hz).abs().mean()
+    return float(change)
+
+
+def mean_interval(values, confidence=0.95):
+    """Student-t interval of the mean of ``values`` (None for one value).
+
+    Example
+    -------
+    >>> [round(v, 3) for v in mean_interval([0.1, 0.2, 0.3])]
+    [-0.048, 0.448]
+    """
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return None
+    half = stats.t.ppf((1 + confidence) / 2, len(values) - 1) * stats.sem(
+        values
+    )
+    return [float(values.mean() - half), float(values.mean() + half)]
+
+
+def collect(layout, names, seeds):
+    """Per variant: finished runs and their metrics."""
+    summary = {}
+    for name in names:
+        runs = {}
+        for seed in seeds:
+            run = layout.run(name, seed)
+            if not (run / "results.json").exists():
+                continue
+            results = load_results(run)
+            wall = json.loads((run / "wall_time.json").read_text())
+            runs[seed] = {
+                "eer": results["eer"]["value"],
+                "eer_ci": results["eer"]["ci"],
+                "min_dcf": min_dcf_entry(results)["value"],
+                "mean_cosine": last_mean_cosine(run / "train_log.txt"),
+                "cut_off_change_hz": cut_off_movement(run),
+                "wall_s": wall["wall_s"],
+            }
+        if runs:
+            eers = [r["eer"] for r in runs.values()]
+            summary[name] = {"runs": runs, "eer_mean_ci": mean_interval(eers)}
+    return summary
+
+
+def paired_tests(layout, summary, reference="paper", n_replicates=1000):
+    """Paired bootstrap of every variant against ``reference``."""
+    if reference not in summary:
+        return {}
+    base = [
+        load_scores(layout.run(reference, s))[0]
+        for s in summary[reference]["runs"]
+    ]
+    labels = load_scores(
+        layout.run(reference, next(iter(summary[reference]["runs"])))
+    )[1]
+    tests = {}
+    for name, entry in summary.items():
+        if name == reference:
+            continue
+        other = [load_scores(layout.run(name, s))[0] for s in entry["runs"]]
+        tests[name] = paired_bootstrap(
+            base, other, labels, n_replicates=n_replicates
+        )
+    return tests
+
+
+def format_range(interval, scale=100, digits=1):
+    """``[a, b]`` in percent, or ``—``."""
+    if interval is None:
+        return "—"
+    low, high = (scale * v for v in interval)
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def optional_mean(values, digits):
+    """Mean of the values that are not None, formatted, or ``—``."""
+    values = [v for v in values if v is not None]
+    return f"{np.mean(values):.{digits}f}" if values else "—"
+
+
+def report_table(summary, tests):
+    """The ablation table in Markdown."""
+    header = (
+        "| row | change | EER % mean ± sd | 95 % CI of the mean | EER % per "
+        "seed [bootstrap CI] | ΔEER vs paper, pts [95 % CI] | minDCF 0.01 "
+        "| last mean cosine | cut-off moved, Hz | wall min / run |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    all_variants = variants()
+    for name, entry in summary.items():
+        runs = entry["runs"].values()
+        test = tests.get(name)
+        delta = "—"
+        if test:
+            eer = test["eer"]
+            delta = f"{100 * eer['difference']:+.1f} {format_range(eer['ci'])}"
+        per_seed = "; ".join(
+            f"{100 * r['eer']:.1f} {format_range(r['eer_ci'])}" for r in runs
+        )
+        lines.append(
+            f"| {name} | {all_variants[name][1]} | "
+            f"{mean_sd([r['eer'] for r in runs], scale=100)} | "
+            f"{format_range(entry['eer_mean_ci'])} | {per_seed} | {delta} | "
+            f"{mean_sd([r['min_dcf'] for r in runs], digits=3)} | "
+            f"{optional_mean([r['mean_cosine'] for r in runs], 3)} | "
+            f"{optional_mean([r['cut_off_change_hz'] for r in runs], 1)} | "
+            f"{np.mean([r['wall_s'] for r in runs]) / 60:.1f} |"
+        )
+    return header + "\n".join(lines) + "\n"
+
+
+def write_report(args, layout):
+    """REPORT.md, summary.json and the default variant's filter plot."""
+    summary = collect(layout, args.variants, args.seeds)
+    tests = paired_tests(layout, summary)
+    table = report_table(summary, tests)
+    command = (
+        "PYTHONPATH=plugin:. python benchmarks/sinctdnn_ablation.py run "
+        f"--jobs {args.jobs} --seeds {' '.join(map(str, args.seeds))}"
+    )
+    text = (
+        f"# SincTDNN ablation\n\n    {command}\n\nBudget: "
+        f"{json.dumps(BUDGET)}\n\n{table}"
+    )
+    layout.output.mkdir(parents=True, exist_ok=True)
+    (layout.output / "REPORT.md").write_text(text)
+    (layout.output / "summary.json").write_text(
+        json.dumps(
+            {"budget": BUDGET, "variants": summary, "tests": tests}, indent=1
+        )
+    )
+    first = layout.run(DEFAULT_ROW, min(args.seeds))
+    checkpoint = last_checkpoint(first) if first.exists() else None
+    if checkpoint is not None:
+        figure = (
+            ROOT / "benchmarks" / "figures" / "sincnet_filters_ablation.png"
+        )
+        plot_filters(load_sincnet(str(checkpoint), stride=10), str(figure))
+    print(text)
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["run", "report"])
+    parser.add_argument(
+        "--data",
+        default=str(ROOT.parent / "shared" / "data" / "speechocean762"),
+        help="corpus root with train/wav, dev/wav, dev/trials.txt",
+    )
+    parser.add_argument(
+        "--output",
+        default=str(ROOT / "benchmarks" / "results" / "sinctdnn_ablation"),
+    )
+    parser.add_argument(
+        "--shared",
+        default=str(ROOT / "benchmarks" / "results" / "compare_shared"),
+        help="decoded audio (shared with compare_losses.py)",
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(variants()),
+        choices=list(variants()),
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="runs at once (one thread each)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_arguments(argv)
+    layout = Layout(args.output, args.data, args.shared)
+    if args.command == "run":
+        run_all(args, layout)
+    write_report(args, layout)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"error: {error}")
