@@ -294,7 +294,8 @@ def test_fine_tuning_refuses_another_architecture_clearly(model_folder):
         load_pretrained_embedding_model(SincTDNN(scale=0.25), model_folder)
     message = str(error.value)
     assert "shape mismatches" in message
-    assert f"SincTDNN(sample_rate=16000, embedding_dim=512, scale={SCALE})" in (
+    # the saved architecture, with its other options after these
+    assert f"SincTDNN(sample_rate=16000, embedding_dim=512, scale={SCALE}," in (
         message
     )
 

@@ -14,6 +14,7 @@ Authors
  * speaker_metric_learning developers
 """
 
+import contextlib
 import difflib
 import inspect
 import pydoc
@@ -140,9 +141,7 @@ def load_hparams(path, overrides=None):
 
     Arguments
     ---------
-    path : str or os.PathLike
-        A hyperpyyaml file.
-    overrides : str or dict, optional
+    path, overrides
         As for :func:`check_overrides`.
 
     Returns
@@ -171,14 +170,8 @@ for ...recipe.yaml. Did you mean: epochs? Options are the top-level names of \
 the hyperparameter file.
     """
     overrides = check_overrides(path, overrides)
-    try:
-        with open(path, encoding="utf-8") as stream:
-            return load_hyperpyyaml(stream, overrides)
-    except (ImportError, TypeError, ValueError) as error:
-        message = _construction_message(path, error)
-        if message is None:
-            raise
-        raise HparamsError(message) from None
+    with _explained(path), open(path, encoding="utf-8") as stream:
+        return load_hyperpyyaml(stream, overrides)
 
 
 def preview_hparams(path, overrides=None):
@@ -191,10 +184,8 @@ def preview_hparams(path, overrides=None):
 
     Arguments
     ---------
-    path : str or os.PathLike
-        A hyperpyyaml file.
-    overrides : str or dict, optional
-        As for :func:`check_overrides` (checked the same way).
+    path, overrides
+        As for :func:`check_overrides`.
 
     Returns
     -------
@@ -220,9 +211,7 @@ def resolved_hparams_text(path, overrides=None):
 
     Arguments
     ---------
-    path : str or os.PathLike
-        A hyperpyyaml file.
-    overrides : str or dict, optional
+    path, overrides
         As for :func:`check_overrides`.
 
     Returns
@@ -240,10 +229,18 @@ def resolved_hparams_text(path, overrides=None):
     <BLANKLINE>
     """
     overrides = check_overrides(path, overrides)
+    with _explained(path), open(path, encoding="utf-8") as stream:
+        return resolve_references(stream, overrides).getvalue()
+
+
+@contextlib.contextmanager
+def _explained(path):
+    """Turns an error of a misspelt class, argument or reference of the
+    file into one line (:func:`_construction_message`); other errors pass
+    as they are."""
     try:
-        with open(path, encoding="utf-8") as stream:
-            return resolve_references(stream, overrides).getvalue()
-    except ValueError as error:
+        yield
+    except (ImportError, TypeError, ValueError) as error:
         message = _construction_message(path, error)
         if message is None:
             raise
