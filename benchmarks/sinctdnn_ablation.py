@@ -107,6 +107,11 @@ LEAVE_ONE_OUT = [
     ("no_log", "default, band energies without log", "compression"),
     ("stride5", "default, SincNet stride 5", "sinc_stride"),
 ]  # fmt: skip
+# (name, change described, options): other variants of the default.
+OTHER_ROWS = [
+    ("filters24", "default, 24 filters (front_end_scale 0.3): the Fbank "
+     "x-vector's TDNN input size", {"front_end_scale": 0.3}),
+]  # fmt: skip
 
 
 def variants():
@@ -119,6 +124,8 @@ def variants():
     for name, change, option in LEAVE_ONE_OUT:
         options = {**default_options, option: PAPER[option]}
         rows[name] = ("aam", change, options)
+    for name, change, options in OTHER_ROWS:
+        rows[name] = ("aam", change, {**default_options, **options})
     rows["default_softmax"] = (
         "softmax",
         "default SincTDNN, softmax loss",

@@ -248,7 +248,15 @@ def test_masked_instance_norm_equals_instance_norm_on_valid_frames():
     torch.testing.assert_close(norm(x), reference(x))
 
 
-def test_padded_utterances_get_the_same_embeddings_as_alone(model):
+@pytest.fixture(scope="module")
+def paper_model():
+    torch.manual_seed(0)
+    return SincTDNN(architecture="paper").eval()
+
+
+@pytest.mark.parametrize("name", ["model", "paper_model"])
+def test_padded_utterances_get_the_same_embeddings_as_alone(name, request):
+    model = request.getfixturevalue(name)
     generator = torch.Generator().manual_seed(4)
     n_samples = [48000, 40003, 20011, 5000]
     utterances, padded, lengths = padded_batch(n_samples, generator)
@@ -265,7 +273,9 @@ def test_padded_utterances_get_the_same_embeddings_as_alone(model):
     assert (unmasked[-1] - alone[-1]).abs().max() > 0.1 * closest
 
 
-def test_eval_forward_is_deterministic(model):
+@pytest.mark.parametrize("name", ["model", "paper_model"])
+def test_eval_forward_is_deterministic(name, request):
+    model = request.getfixturevalue(name)
     wavs = torch.randn(3, 20000)
     lengths = torch.tensor([1.0, 0.8, 0.5])
     with torch.no_grad():

@@ -463,8 +463,9 @@ def summed_frequency_response(sincnet, n_fft=4096):
 def plot_filters(sincnet, path, initial=None):
     """Plots learned filters against their initialisation, to a PNG file.
 
-    Three panels: centre frequencies and bandwidths per filter (learned and
-    initial), and the summed frequency response of each bank.
+    Three panels: how far each filter's centre frequency moved from its
+    initial value, the bandwidths per filter (learned and initial), and the
+    summed frequency response of each bank.
 
     Arguments
     ---------
@@ -500,14 +501,16 @@ def plot_filters(sincnet, path, initial=None):
     FigureCanvasAgg(figure)
     centre_axes, band_axes, response_axes = figure.subplots(3, 1)
     banks = (("initial (mel)", initial, "--"), ("learned", sincnet, "-"))
+    with torch.no_grad():
+        initial_centre = initial.center_hz.numpy()
     for label, bank, style in banks:
         with torch.no_grad():
             centre, band = bank.center_hz.numpy(), bank.band_hz.numpy()
-        centre_axes.plot(centre, style, label=label)
+        centre_axes.plot(centre - initial_centre, style, label=label)
         band_axes.plot(band, style, label=label)
         frequencies, response = summed_frequency_response(bank)
         response_axes.plot(frequencies.numpy(), response.numpy(), style)
-    centre_axes.set(ylabel="centre frequency (Hz)", xlabel="filter")
+    centre_axes.set(ylabel="centre frequency - initial (Hz)", xlabel="filter")
     band_axes.set(ylabel="bandwidth (Hz)", xlabel="filter")
     response_axes.set(
         xlabel="frequency (Hz)",
