@@ -156,6 +156,7 @@ def test_explicit_options_override_the_architecture():
         tdnn_norm="batch",
         compression="log",
         sinc_stride=10,
+        sinc_frequency_unit=1000.0,
         front_end_scale=1.0,
     )
     default = SincTDNN(scale=0.125)

@@ -177,7 +177,7 @@ def export_onnx(model, path, sample_rate=16000, opset_version=18):
     >>> export_onnx(SincTDNN(scale=0.125), path) == path
     True
     >>> OnnxEmbedder(path).min_samples
-    2511
+    2881
     """
     onnx = _require("onnx")
     graph = inference_copy(model)
@@ -311,7 +311,7 @@ class OnnxEmbedder:
     Traceback (most recent call last):
     ...
     ValueError: waveforms of 100 samples are too short for this model: it \
-needs at least 2511 samples
+needs at least 2881 samples
     """
 
     def __init__(self, path, threads=None):

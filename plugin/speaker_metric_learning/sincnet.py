@@ -187,8 +187,8 @@ class SincNet(nn.Module):
     rate (the original SincNet's normalised frequencies) they wander by
     about 200 Hz in 200 steps (and learned worse in a one-seed probe); the
     default unit, 1 kHz, moves them by about 20 Hz and learns best
-    (BENCHMARKS.md, SincTDNN ablation). The unit is stored with the weights (a buffer), so
-    a saved bank always loads with the cut-offs it had.
+    (BENCHMARKS.md, SincTDNN ablation). The unit is stored with the weights
+    (a buffer), so a saved bank always loads with the cut-offs it had.
 
     Arguments
     ---------
