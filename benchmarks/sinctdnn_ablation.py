@@ -12,15 +12,16 @@ second loss. Every variant gives every option explicitly, so a row means
 the same network whatever the package's defaults become.
 
 Below them, the default SincTDNN with one option at a time set back to
-the paper's value (leave-one-out rows).
+the paper's value (leave-one-out rows), and one row with 24 filters.
 
 Per row: EER mean ± sd over seeds and the 95 % t-interval of that mean,
 each seed's EER with its bootstrap CI over trials, the paired bootstrap
-difference to the paper's network (same resampled trials for every run of
-both), minDCF, the last epoch's mean pairwise cosine of the training
-embeddings (1 = every chunk embedded in one direction), how far the SincNet
-cut-offs moved (mean absolute change of the centre frequencies, Hz) and
-the wall time per run.
+differences to the paper's network and to the Fbank x-vector (same
+resampled trials for every run of both), minDCF, the last epoch's mean
+pairwise cosine of the training embeddings (1 = every chunk embedded in
+one direction), how far the SincNet cut-offs moved (mean absolute change
+of the centre frequencies, Hz) and the wall time per run (it depends on
+the machine's load at the time).
 
 Usage (from the repository root; resumable: a run with a ``results.json``
 is skipped, an interrupted one resumes from its last checkpoint)::
@@ -312,30 +313,37 @@ def optional_mean(values, digits):
     return f"{np.mean(values):.{digits}f}" if values else "—"
 
 
+def format_difference(test):
+    """``+d.d [a, b]`` points of a paired bootstrap's EER difference."""
+    if not test:
+        return "—"
+    eer = test["eer"]
+    return f"{100 * eer['difference']:+.1f} {format_range(eer['ci'])}"
+
+
 def report_table(summary, tests):
-    """The ablation table in Markdown."""
+    """The ablation table in Markdown; ``tests`` maps a reference row to
+    the paired tests of every other row against it."""
     header = (
         "| row | change | EER % mean ± sd | 95 % CI of the mean | EER % per "
-        "seed [bootstrap CI] | ΔEER vs paper, pts [95 % CI] | minDCF 0.01 "
-        "| last mean cosine | cut-off moved, Hz | wall min / run |\n"
-        "|---|---|---|---|---|---|---|---|---|---|\n"
+        "seed [bootstrap CI] | ΔEER vs paper, pts [95 % CI] | ΔEER vs Fbank "
+        "x-vector, pts [95 % CI] | minDCF 0.01 | last mean cosine | cut-off "
+        "moved, Hz | wall min / run |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     all_variants = variants()
     for name, entry in summary.items():
         runs = entry["runs"].values()
-        test = tests.get(name)
-        delta = "—"
-        if test:
-            eer = test["eer"]
-            delta = f"{100 * eer['difference']:+.1f} {format_range(eer['ci'])}"
         per_seed = "; ".join(
             f"{100 * r['eer']:.1f} {format_range(r['eer_ci'])}" for r in runs
         )
         lines.append(
             f"| {name} | {all_variants[name][1]} | "
             f"{mean_sd([r['eer'] for r in runs], scale=100)} | "
-            f"{format_range(entry['eer_mean_ci'])} | {per_seed} | {delta} | "
+            f"{format_range(entry['eer_mean_ci'])} | {per_seed} | "
+            f"{format_difference(tests['paper'].get(name))} | "
+            f"{format_difference(tests['xvector'].get(name))} | "
             f"{mean_sd([r['min_dcf'] for r in runs], digits=3)} | "
             f"{optional_mean([r['mean_cosine'] for r in runs], 3)} | "
             f"{optional_mean([r['cut_off_change_hz'] for r in runs], 1)} | "
@@ -347,7 +355,10 @@ def report_table(summary, tests):
 def write_report(args, layout):
     """REPORT.md, summary.json and the default variant's filter plot."""
     summary = collect(layout, args.variants, args.seeds)
-    tests = paired_tests(layout, summary)
+    tests = {
+        reference: paired_tests(layout, summary, reference)
+        for reference in ("paper", "xvector")
+    }
     table = report_table(summary, tests)
     command = (
         "PYTHONPATH=plugin:. python benchmarks/sinctdnn_ablation.py run "
