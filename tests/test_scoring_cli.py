@@ -5,6 +5,7 @@
 
 import numpy as np
 
+from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
 from speaker_metric_learning.export import load_exported
 from speaker_metric_learning.scoring.cli import main
 from speaker_metric_learning.scoring.compare import load_results
@@ -66,6 +67,12 @@ def test_scores_of_an_exported_model_and_its_run_match_train_py(
             printed
         )
         assert f"| {100 * trained['eer']['value']:.2f} |" in printed
+        if model == run:  # the checkpoint used is named
+            latest = checkpoints_in_saving_order(run / "save")[-1].path
+            assert f"scoring {latest.name} of {run} (epoch " in printed
+            assert "its latest intact checkpoint)" in printed
+        else:
+            assert f"scoring exported model {model}" in printed
 
 
 def unit(vectors):

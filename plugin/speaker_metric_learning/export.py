@@ -55,6 +55,7 @@ from torch import nn
 from speaker_metric_learning.checkpoints import (
     AtomicCheckpointer,
     checkpoints_in_saving_order,
+    describe,
     warn_about_modified_checkpoints,
 )
 from speaker_metric_learning.run_guard import refuse_run_folder
@@ -518,6 +519,37 @@ def _locate_run(source):
         f"{source} is neither a train.py output folder (with "
         f"{HYPERPARAMS_FILE} and save/) nor one of its save/CKPT+* folders"
     )
+
+
+def weights_source(source):
+    """Which weights ``source`` stands for, in words, for the command lines.
+
+    Arguments
+    ---------
+    source : str or pathlib.Path
+        An exported model folder, a ``train.py`` output folder or a
+        ``save/CKPT+*`` folder.
+
+    Returns
+    -------
+    str
+        The folder, and for a run the checkpoint used, when it was saved
+        and whether it is the run's latest intact one.
+
+    Example
+    -------
+    >>> weights_source("/no/such/run")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: /no/such/run is neither a train.py output folder \
+(with hyperparams.yaml and save/) nor one of its save/CKPT+* folders
+    """
+    folder = pathlib.Path(source)
+    if (folder / HYPERPARAMS_FILE).is_file() and not (folder / "save").is_dir():
+        return f"exported model {folder}"
+    run, checkpoint, is_latest = _locate_run(folder)
+    which = "its latest intact checkpoint" if is_latest else "not its latest"
+    return f"{checkpoint.path.name} of {run} ({describe(checkpoint)}; {which})"
 
 
 def weights_file(source):

@@ -448,13 +448,14 @@ both target and non-target trials.
 def _score_model(args):
     """The ``score-model`` command."""
     # Imported here: SpeechBrain's inference modules load slowly.
-    from speaker_metric_learning.export import load_model
+    from speaker_metric_learning.export import load_model, weights_source
 
     trials = read_trials(args.trials)
     print(trials.fingerprint)
     paths = trial_audio(trials, args.eval_folder)
     if args.top_k is not None and args.cohort_folder is None:
         raise ValueError("--top_k needs --cohort_folder (the cohort).")
+    print(f"scoring {weights_source(args.model)}")
     verification = load_model(args.model, run_opts={"device": "cpu"})
     model = verification.mods.embedding_model
     sample_rate = verification.hparams.sample_rate
