@@ -494,6 +494,14 @@ def _latest_checkpoint(save_folder):
     return latest
 
 
+def _is_exported_folder(folder):
+    """Whether ``folder`` is an exported model folder (hyperparameters and
+    no ``save/``), not a ``train.py`` output folder."""
+    return (folder / HYPERPARAMS_FILE).is_file() and not (
+        folder / "save"
+    ).is_dir()
+
+
 def _locate_run(source):
     """(run folder, checkpoint, whether it is the run's latest) of a run
     output folder or a checkpoint folder."""
@@ -545,7 +553,7 @@ def weights_source(source):
 (with hyperparams.yaml and save/) nor one of its save/CKPT+* folders
     """
     folder = pathlib.Path(source)
-    if (folder / HYPERPARAMS_FILE).is_file() and not (folder / "save").is_dir():
+    if _is_exported_folder(folder):
         return f"exported model {folder}"
     run, checkpoint, is_latest = _locate_run(folder)
     which = "its latest intact checkpoint" if is_latest else "not its latest"
@@ -1005,7 +1013,7 @@ def embedding_architecture(source, allowed=SAFE_TARGETS):
     'SincTDNN'
     """
     folder = pathlib.Path(source)
-    if (folder / HYPERPARAMS_FILE).is_file() and not (folder / "save").is_dir():
+    if _is_exported_folder(folder):
         definition = folder / HYPERPARAMS_FILE
         text = definition.read_text(encoding="utf-8")
     else:
@@ -1079,7 +1087,7 @@ def load_model(source, run_opts=None):
 (with hyperparams.yaml and save/) nor one of its save/CKPT+* folders
     """
     folder = pathlib.Path(source)
-    if (folder / HYPERPARAMS_FILE).is_file() and not (folder / "save").is_dir():
+    if _is_exported_folder(folder):
         return load_exported(folder, run_opts=run_opts)
     with tempfile.TemporaryDirectory() as temporary:
         exported = export_model(folder, pathlib.Path(temporary) / "model")
