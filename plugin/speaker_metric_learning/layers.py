@@ -49,6 +49,16 @@ def valid_frame_mask(lengths, n_frames):
     return frames < counts.unsqueeze(1)
 
 
+def _masked_centred(x, mask):
+    """Frame counts, averaging weights, mean and ``x - mean`` over the
+    masked last dimension of ``x`` [batch, channels, time]."""
+    weights = mask.to(x.dtype)
+    counts = weights.sum(dim=1, keepdim=True)
+    weights = (weights / counts).unsqueeze(-1)  # sums to 1 over time
+    mean = torch.bmm(x, weights)
+    return counts, weights, mean, x - mean
+
+
 def _masked_moments(x, mask, correction):
     """Mean, centred input and variance over the masked last dimension.
 
@@ -67,11 +77,7 @@ def _masked_moments(x, mask, correction):
     mean, centred, variance : torch.Tensor
         ``[batch, channels, 1]``, ``x - mean`` and ``[batch, channels, 1]``.
     """
-    weights = mask.to(x.dtype)
-    counts = weights.sum(dim=1, keepdim=True)
-    weights = (weights / counts).unsqueeze(-1)  # sums to 1 over time
-    mean = torch.bmm(x, weights)
-    centred = x - mean
+    counts, weights, mean, centred = _masked_centred(x, mask)
     variance = torch.bmm(centred.square(), weights)
     if correction:
         denominators = (counts - correction).clamp(min=1)
@@ -144,13 +150,17 @@ class MaskedInstanceNorm1d(nn.InstanceNorm1d):
             return super().forward(x)
         if mask is None:
             mask = torch.ones_like(x[:, 0], dtype=torch.bool)
-        _, centred, variance = _masked_moments(x, mask, correction=0)
-        scale = torch.rsqrt(variance + self.eps)
-        if not self.std_norm:
-            scale = torch.ones_like(scale)
-        if not self.affine:
-            return centred * scale
-        scale = scale * self.weight.unsqueeze(-1)
+        if not self.std_norm:  # the mean only: no variance to compute
+            centred = _masked_centred(x, mask)[-1]
+            if not self.affine:
+                return centred
+            scale = self.weight.unsqueeze(-1)
+        else:
+            _, centred, variance = _masked_moments(x, mask, correction=0)
+            scale = torch.rsqrt(variance + self.eps)
+            if not self.affine:
+                return centred * scale
+            scale = scale * self.weight.unsqueeze(-1)
         return torch.addcmul(self.bias.unsqueeze(-1), centred, scale)
 
 
