@@ -112,6 +112,10 @@ LEAVE_ONE_OUT = [
 OTHER_ROWS = [
     ("filters24", "default, 24 filters (front_end_scale 0.3): the Fbank "
      "x-vector's TDNN input size", {"front_end_scale": 0.3}),
+    ("filters40", "default, 40 filters (front_end_scale 0.5)",
+     {"front_end_scale": 0.5}),
+    ("stride20", "default, SincNet stride 20 (half the SincNet cost)",
+     {"sinc_stride": 20}),
 ]  # fmt: skip
 
 
@@ -352,13 +356,41 @@ def report_table(summary, tests):
     return header + "\n".join(lines) + "\n"
 
 
+def merged_with_earlier(layout, measured, tests):
+    """Rows and paired tests of ``measured`` (rows with runs here) over
+    those of the ``summary.json`` already in the output folder, so that a
+    report on a few re-run or new rows keeps the rows measured earlier
+    (whose run folders may be gone); rows in the order of ``variants()``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> layout = Layout(tempfile.mkdtemp(), ".", ".")
+    >>> earlier = {"variants": {"paper": 1, "khz": 2},
+    ...            "tests": {"paper": {"khz": 3}, "xvector": {}}}
+    >>> _ = (layout.output / "summary.json").write_text(json.dumps(earlier))
+    >>> merged_with_earlier(layout, {"khz": 4}, {"paper": {}, "xvector": {}})
+    ({'paper': 1, 'khz': 4}, {'paper': {'khz': 3}, 'xvector': {}})
+    """
+    kept = layout.output / "summary.json"
+    earlier = json.loads(kept.read_text()) if kept.exists() else {}
+    rows = {**earlier.get("variants", {}), **measured}
+    order = [name for name in variants() if name in rows]
+    merged_tests = {
+        reference: {**earlier.get("tests", {}).get(reference, {}), **found}
+        for reference, found in tests.items()
+    }
+    return {name: rows[name] for name in order}, merged_tests
+
+
 def write_report(args, layout):
     """REPORT.md, summary.json and the default variant's filter plot."""
-    summary = collect(layout, args.variants, args.seeds)
+    measured = collect(layout, args.variants, args.seeds)
     tests = {
-        reference: paired_tests(layout, summary, reference)
+        reference: paired_tests(layout, measured, reference)
         for reference in ("paper", "xvector")
     }
+    summary, tests = merged_with_earlier(layout, measured, tests)
     table = report_table(summary, tests)
     command = (
         "PYTHONPATH=plugin:. python benchmarks/sinctdnn_ablation.py run "

@@ -196,22 +196,32 @@ def test_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(output, inputs, fast_mode=True)
 
 
-def test_gradients_equal_those_of_a_strided_convolution():
-    sincnet = SincNet().double()
-    waveform = torch.randn(2, 3000, dtype=torch.float64, requires_grad=True)
-    output_gradient = torch.randn(2, 80, sincnet.output_length(3000))
+@pytest.mark.parametrize("stride", [5, 10, 20])
+@pytest.mark.parametrize("waveform_gradient", [True, False])
+def test_gradients_equal_those_of_a_strided_convolution(
+    stride, waveform_gradient
+):
+    # without a waveform gradient (training on data) only the kernel
+    # gradient is computed, by the swapped-role convolution
+    sincnet = SincNet(stride=stride).double()
+    waveform = torch.randn(3, 3000, dtype=torch.float64)
+    waveform.requires_grad_(waveform_gradient)
+    output_gradient = torch.randn(3, 80, sincnet.output_length(3000))
     sincnet(waveform).backward(output_gradient.double())
-    ours = [
-        waveform.grad,
-        sincnet.low_offset.grad,
-        sincnet.band_offset.grad,
-    ]
-    waveform.grad = None
+    parameters = [sincnet.low_offset, sincnet.band_offset]
+    ours = [p.grad for p in parameters]
+    if waveform_gradient:
+        ours.append(waveform.grad)
+        waveform.grad = None
     sincnet.zero_grad()
-    direct = F.conv1d(waveform[:, None], sincnet.filters()[:, None], stride=5)
+    direct = F.conv1d(
+        waveform[:, None], sincnet.filters()[:, None], stride=stride
+    )
     direct.backward(output_gradient.double())
-    expected = [waveform.grad, sincnet.low_offset.grad]
-    expected.append(sincnet.band_offset.grad)
+    expected = [p.grad for p in parameters]
+    if waveform_gradient:
+        expected.append(waveform.grad)
+    assert all(gradient.abs().sum() > 0 for gradient in ours)
     for gradient, reference in zip(ours, expected, strict=True):
         torch.testing.assert_close(gradient, reference)
 
