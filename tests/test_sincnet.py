@@ -202,7 +202,7 @@ def test_gradients_equal_those_of_a_strided_convolution(
     stride, waveform_gradient
 ):
     # without a waveform gradient (training on data) only the kernel
-    # gradient is computed, by the swapped-role convolution
+    # gradient is computed (the backward of _PhaseConvolution)
     sincnet = SincNet(stride=stride).double()
     waveform = torch.randn(3, 3000, dtype=torch.float64)
     waveform.requires_grad_(waveform_gradient)
