@@ -86,10 +86,18 @@ REFERENCE_SYSTEM = "aam"
 
 @dataclasses.dataclass(frozen=True)
 class System:
-    """One compared system: its yaml file, P x K layout and description."""
+    """One compared system: P x K layout, description, its yaml file
+    (``hparams/<yaml_name>.yaml``; None: the system's own name) and the
+    ``train.py`` options it adds to that file."""
 
     chunks_per_speaker: int
     description: str
+    yaml_name: str = None
+    options: tuple = ()
+
+    def hparams_file(self, name):
+        """The yaml file of the system called ``name``."""
+        return ROOT / "hparams" / f"{self.yaml_name or name}.yaml"
 
 
 SYSTEMS = {
@@ -99,10 +107,22 @@ SYSTEMS = {
     "aam": System(1, "SincTDNN + AAM"),
     "contrastive": System(4, "SincTDNN + contrastive"),
     "triplet": System(4, "SincTDNN + triplet"),
+    "paper": System(
+        1,
+        "SincTDNN, Coria et al.'s network + AAM",
+        "aam",
+        (("architecture", "paper"),),
+    ),
     "xvector": System(1, "Fbank + x-vector (SpeechBrain) + AAM"),
     "ecapa": System(1, "Fbank + ECAPA-TDNN (SpeechBrain) + AAM"),
 }
 PAIR_LOSSES = ("contrastive", "triplet")
+BASELINES = ("paper", "xvector", "ecapa")  # not among the six losses
+AAM_SYSTEMS = ("aam", "paper", "xvector", "ecapa")  # also scored AS-normed
+# Adaptive s-norm as Coria et al. report it: the top 400 of 1,170 training
+# speaker centroids, i.e. the same share of our 125 training speakers.
+AS_NORM_TOP_K = round(125 * 400 / 1170)
+AS_NORM_UTTERANCES = 10  # per training speaker, averaged into its centroid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +150,7 @@ class Budget:
                 f"multiple of the {per_speaker} chunks per speaker of {system}"
             )
         return {
+            **dict(SYSTEMS[system].options),
             "model_scale": self.model_scale,
             "chunk_seconds": self.chunk_seconds,
             "speakers_per_batch": self.chunks_per_batch // per_speaker,
@@ -372,6 +393,58 @@ def score_all(folder, name, trials, embed_folder, extra=None):
             system_name,
             extra=extra,
         )
+    return clean
+
+
+def cohort_csv(layout):
+    """Data CSV of the first ``AS_NORM_UTTERANCES`` files of every training
+    speaker, the adaptive s-norm cohort (written once)."""
+    from speaker_metric_learning.scoring.cli import cohort_files
+
+    csv_file = layout.shared / "csv" / f"cohort_{AS_NORM_UTTERANCES}.csv"
+    if not csv_file.exists():
+        rows = ["ID,duration,wav,spk_id"]
+        for speaker, path in cohort_files(
+            layout.decoded("train"), AS_NORM_UTTERANCES
+        ):
+            duration = soundfile.info(path).duration
+            rows.append(f"{speaker}/{path.stem},{duration},{path},{speaker}")
+        csv_file.parent.mkdir(parents=True, exist_ok=True)
+        csv_file.write_text("\n".join(rows) + "\n")
+    return csv_file
+
+
+def as_norm_folder(run):
+    """Results folder of a run's adaptive s-normalised clean trials."""
+    return pathlib.Path(run) / f"asnorm_top{AS_NORM_TOP_K}"
+
+
+def score_as_norm(run, name, trials, clean, embed_csv, layout):
+    """Clean trials of a run, adaptive s-normalised with the top
+    ``AS_NORM_TOP_K`` of the training speakers' centroids."""
+    from speaker_metric_learning.scoring.normalization import (
+        normalized_cosine_scores,
+        speaker_centroids,
+    )
+
+    ids, matrix = embed_csv(cohort_csv(layout))
+    speakers, cohort = speaker_centroids(
+        matrix, [utterance.split("/")[0] for utterance in ids]
+    )
+    _, normalized = normalized_cosine_scores(
+        trials, clean, cohort, AS_NORM_TOP_K
+    )
+    evaluate_scores(
+        normalized,
+        trials,
+        as_norm_folder(run),
+        f"{name} AS-norm top {AS_NORM_TOP_K}",
+        extra={
+            "normalization": f"asnorm-top{AS_NORM_TOP_K}",
+            "cohort_speakers": len(speakers),
+            "cohort_utterances": len(ids),
+        },
+    )
 
 
 def evaluate_run(run, layout):
@@ -389,27 +462,37 @@ def evaluate_run(run, layout):
     model = hparams["embedding_model"].eval()
     trials = read_trials(layout.trials)
 
-    def embed_folder(variant):
-        csv_file = run / "save" / "eval.csv"
-        if variant is not None:
-            csv_file = variant_csv(layout, variant)
+    def embed_csv(csv_file):
         return extract_embeddings(
             model,
             evaluation_dataset(str(csv_file), hparams["sample_rate"]),
             batch_size=hparams["eval_batch_size"],
             window=hparams["eval_window_seconds"],
             step=hparams["eval_step_seconds"],
+            max_seconds=hparams["eval_max_seconds"],
             sample_rate=hparams["sample_rate"],
             progress=False,
         )
 
-    score_all(
+    def embed_folder(variant):
+        if variant is None:
+            return embed_csv(run / "save" / "eval.csv")
+        return embed_csv(variant_csv(layout, variant))
+
+    clean = score_all(
         run,
         hparams["experiment"],
         trials,
         embed_folder,
         extra={"hparams": str(run / "hyperparams.yaml")},
     )
+    normalise = run.parent.name in AAM_SYSTEMS
+    if normalise and not (as_norm_folder(run) / "results.json").exists():
+        if clean is None:
+            clean = embed_folder(None)
+        score_as_norm(
+            run, hparams["experiment"], trials, clean, embed_csv, layout
+        )
 
 
 # ------------------------------------------------------------ references
@@ -488,7 +571,11 @@ def train_command(system, seed, budget, layout):
         "num_workers": 0,
         **budget.overrides(system),
     }
-    command = [sys.executable, str(ROOT / "train.py"), f"hparams/{system}.yaml"]
+    command = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        str(SYSTEMS[system].hparams_file(system).relative_to(ROOT)),
+    ]
     for name, value in options.items():
         command += [f"--{name}", str(value)]
     return command
@@ -631,8 +718,12 @@ def resemblyzer_available():
 
 
 def all_results_exist(folder):
-    """Clean and every robustness ``results.json`` are in ``folder``."""
+    """Clean and every robustness ``results.json`` are in ``folder`` (and
+    the adaptive s-normalised one for a run of an AAM system)."""
+    folder = pathlib.Path(folder)
     folders = [folder, *(runs_robustness_folder(folder, v) for v in VARIANTS)]
+    if folder.parent.name in AAM_SYSTEMS:
+        folders.append(as_norm_folder(folder))
     return all((f / "results.json").exists() for f in folders)
 
 
@@ -651,7 +742,7 @@ def measure_throughput(budget, systems, steps=5, threads=1):
     table = {}
     for system in systems:
         hparams = load_hparams(
-            str(ROOT / "hparams" / f"{system}.yaml"),
+            str(SYSTEMS[system].hparams_file(system)),
             {
                 **budget.overrides(system),
                 "n_train_speakers": 125,
@@ -771,6 +862,7 @@ def collect(layout, systems, seeds):
             timing_file = run / "wall_time.json"
             runs[seed] = {
                 "clean": clean,
+                "as_norm": run_summary(as_norm_folder(run)),
                 "robustness": {
                     v: run_summary(runs_robustness_folder(run, v))
                     for v in VARIANTS
@@ -1039,6 +1131,35 @@ def report_tables(summary, tests, robustness_tests, throughput):
     return "\n".join(lines), "\n".join(robustness)
 
 
+def as_norm_table(summary):
+    """Raw and adaptive s-normalised EER of the AAM systems, side by side.
+
+    Example
+    -------
+    >>> run = {"clean": {"eer": 0.10}, "as_norm": {"eer": 0.09}}
+    >>> print(as_norm_table({"systems": {"aam": {"runs": {1: run}}}}))
+    | System | EER % raw | EER % AS-norm | difference, pts |
+    |---|---|---|---|
+    | SincTDNN + AAM | 10.00 | 9.00 | -1.00 |
+    """
+    lines = [
+        "| System | EER % raw | EER % AS-norm | difference, pts |",
+        "|---|---|---|---|",
+    ]
+    for system, entry in summary["systems"].items():
+        runs = [r for r in entry["runs"].values() if r.get("as_norm")]
+        if system not in AAM_SYSTEMS or not runs:
+            continue
+        raw = [r["clean"]["eer"] for r in runs]
+        normalised = [r["as_norm"]["eer"] for r in runs]
+        change = [b - a for a, b in zip(raw, normalised, strict=True)]
+        lines.append(
+            f"| {SYSTEMS[system].description} | {mean_sd(raw, 100)} | "
+            f"{mean_sd(normalised, 100)} | {mean_sd(change, 100)} |"
+        )
+    return "\n".join(lines)
+
+
 def ordinal(n):
     """English ordinal of a small positive integer.
 
@@ -1060,7 +1181,7 @@ def ranking_text(summary, tests):
         system: np.mean([r["clean"]["eer"] for r in e["runs"].values()])
         for system, e in systems.items()
     }
-    losses = [s for s in means if s not in ("xvector", "ecapa")]
+    losses = [s for s in means if s not in BASELINES]
     order = sorted(losses, key=means.get)
     rank = order.index(REFERENCE_SYSTEM) + 1
     lines = [
@@ -1153,10 +1274,12 @@ def write_report(args, budget, layout):
         )
         + f" --seeds {' '.join(map(str, args.seeds))} --jobs {args.jobs}"
     )
-    text = f"""## Loss comparison on speechocean762
+    text = f"""## {args.title}
 
-Six losses on SincTDNN and two baselines from SpeechBrain's own modules
-(Fbank + `Xvector`, Fbank + `ECAPA_TDNN`, both with our AAM loss), trained by
+Six losses on SincTDNN (its default architecture), the network of Coria et
+al. (2020) with AAM (`--architecture paper`), and two baselines from
+SpeechBrain's own modules (Fbank + `Xvector`, Fbank + `ECAPA_TDNN`, both
+with our AAM loss), trained by
 `train.py` at one budget on the 125 training speakers of speechocean762
 (2,646 utterances, 3.1 h) and scored on its dev trials (63 other speakers,
 12,299 trials). {n_runs} of {len(args.systems) * len(args.seeds)} runs
@@ -1186,6 +1309,14 @@ evaluation + robustness evaluation of one run, on the shared 2-core machine
 (other jobs running). Italic rows: reference points outside the comparison.
 
 {ranking_text(summary, tests)}
+
+Adaptive s-norm of the AAM systems as Coria et al. report it: the
+{AS_NORM_TOP_K} closest of the 125 training speakers' centroids (the
+paper's top 400 of 1,170; each centroid the mean of the normalised
+embeddings of the speaker's first {AS_NORM_UTTERANCES} utterances), mean ±
+sd over seeds:
+
+{as_norm_table(summary)}
 
 Budget arithmetic:
 
@@ -1305,6 +1436,11 @@ def parse_arguments(argv=None):
         "--jobs", type=int, default=2, help="runs at once (one thread each)"
     )
     parser.add_argument("--variant_seed", type=int, default=0)
+    parser.add_argument(
+        "--title",
+        default="Loss comparison on speechocean762",
+        help="heading of the report (and of its BENCHMARKS.md section)",
+    )
     parser.add_argument("--throughput_steps", type=int, default=5)
     parser.add_argument(
         "--benchmarks_file",

@@ -15,15 +15,18 @@ Part 2, whole models at full size on the same waveforms, forward (eval,
 ``no_grad``) and a training step (forward, backward, SGD step), with
 SpeechBrain relative lengths (uniform in [0.5, 1]) and without: the
 default ``SincTDNN`` (also with lengths all 1, what a batch of fixed-size
-chunks carries), the paper's architecture, and the reference, SpeechBrain's
+chunks carries), the default with 40 and with 24 SincNet filters
+(``front_end_scale`` 0.5 and 0.3), the paper's architecture, and the
+reference, SpeechBrain's
 Fbank (24 bands) + sentence mean normalisation + ``Xvector`` as
 ``hparams/xvector.yaml`` builds it (``FbankEmbeddingModel``, noise-free
 statistics pooling).
 
 The machine may be shared: repetitions interleave the systems (each
-repetition runs every system once, in turn) so that load changes hit all
-of them alike; the table reports medians over repetitions of the time and
-of the per-repetition ratio to the reference row.
+repetition runs every system once, in turn, forward and backward order
+alternating) so that load changes hit all of them alike; the table
+reports medians over repetitions of the time and of the per-repetition
+ratio to the reference row.
 
 Usage (from the repository root)::
 
@@ -60,6 +63,10 @@ def timed(function):
 def interleaved_medians(cases, repetitions, warmup=1):
     """Runs every case once per repetition, in turn; returns the timings.
 
+    Every other repetition runs the cases in reverse order: a case's time
+    depends on what ran just before it (caches, the allocator; up to 30 %
+    in a probe here), so no case always follows the same one.
+
     Arguments
     ---------
     cases : dict
@@ -81,8 +88,9 @@ def interleaved_medians(cases, repetitions, warmup=1):
     3
     """
     times = {name: [] for name in cases}
+    order = list(cases.items())
     for repetition in range(warmup + repetitions):
-        for name, function in cases.items():
+        for name, function in order if repetition % 2 else order[::-1]:
             seconds = timed(function)
             if repetition >= warmup:
                 times[name].append(seconds)
@@ -176,6 +184,8 @@ def model_cases(batch, seconds):
     lengths[0] = 1.0
     models = {
         "SincTDNN": SincTDNN(),
+        "SincTDNN, 40 filters": SincTDNN(front_end_scale=0.5),
+        "SincTDNN, 24 filters": SincTDNN(front_end_scale=0.3),
         "SincTDNN (paper)": SincTDNN(architecture="paper"),
         "Fbank x-vector": FbankEmbeddingModel(
             Fbank(n_mels=24),
@@ -206,7 +216,9 @@ def model_cases(batch, seconds):
     forwards, steps = {}, {}
     for name, model in models.items():
         variants = [("no lengths", None), ("lengths", lengths)]
-        if name == "SincTDNN":
+        if "filters" in name:  # options of the front-end: one row each
+            variants = variants[:1]
+        elif name == "SincTDNN":
             variants.insert(1, ("lengths all 1", torch.ones(batch)))
         for label, relative in variants:
             forwards[f"{name}, {label}"] = forward(model, waveforms, relative)

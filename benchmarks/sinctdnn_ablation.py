@@ -357,35 +357,49 @@ def report_table(summary, tests):
 
 
 def merged_with_earlier(layout, measured, tests):
-    """Rows and paired tests of ``measured`` (rows with runs here) over
-    those of the ``summary.json`` already in the output folder, so that a
-    report on a few re-run or new rows keeps the rows measured earlier
-    (whose run folders may be gone); rows in the order of ``variants()``.
+    """Rows of ``measured`` (rows with runs here) over those of the
+    ``summary.json`` already in the output folder, so that a report on a
+    few re-run or new rows keeps the rows measured earlier (whose run
+    folders may be gone); rows in the order of ``variants()``.
+
+    A paired test needs the runs of both rows: the earlier tests are kept
+    only between two earlier rows, the new ones (``tests``) are those
+    between rows measured here.
 
     Example
     -------
     >>> import tempfile
     >>> layout = Layout(tempfile.mkdtemp(), ".", ".")
-    >>> earlier = {"variants": {"paper": 1, "khz": 2},
-    ...            "tests": {"paper": {"khz": 3}, "xvector": {}}}
+    >>> earlier = {"variants": {"paper": 1, "khz": 2, "log": 3},
+    ...            "tests": {"paper": {"khz": 3, "log": 4}, "xvector": {}}}
     >>> _ = (layout.output / "summary.json").write_text(json.dumps(earlier))
-    >>> merged_with_earlier(layout, {"khz": 4}, {"paper": {}, "xvector": {}})
-    ({'paper': 1, 'khz': 4}, {'paper': {'khz': 3}, 'xvector': {}})
+    >>> rows, kept = merged_with_earlier(
+    ...     layout, {"khz": 4, "xvector": 5}, {"paper": {}, "xvector": {}}
+    ... )
+    >>> rows
+    {'paper': 1, 'log': 3, 'khz': 4, 'xvector': 5}
+    >>> kept
+    {'paper': {'log': 4}, 'xvector': {}}
     """
     kept = layout.output / "summary.json"
     earlier = json.loads(kept.read_text()) if kept.exists() else {}
     rows = {**earlier.get("variants", {}), **measured}
     order = [name for name in variants() if name in rows]
-    merged_tests = {
-        reference: {**earlier.get("tests", {}).get(reference, {}), **found}
-        for reference, found in tests.items()
-    }
+    merged_tests = {}
+    for reference, found in tests.items():
+        old = earlier.get("tests", {}).get(reference, {})
+        if reference in measured:
+            old = {}
+        old = {name: t for name, t in old.items() if name not in measured}
+        merged_tests[reference] = {**old, **found}
     return {name: rows[name] for name in order}, merged_tests
 
 
 def write_report(args, layout):
     """REPORT.md, summary.json and the default variant's filter plot."""
     measured = collect(layout, args.variants, args.seeds)
+    for entry in measured.values():
+        entry["measured"] = time.strftime("%Y-%m-%d")
     tests = {
         reference: paired_tests(layout, measured, reference)
         for reference in ("paper", "xvector")
@@ -396,9 +410,20 @@ def write_report(args, layout):
         "PYTHONPATH=plugin:. python benchmarks/sinctdnn_ablation.py run "
         f"--jobs {args.jobs} --seeds {' '.join(map(str, args.seeds))}"
     )
+    earlier = [name for name in summary if name not in measured]
+    provenance = (
+        f"\nRows measured in this report's run ({time.strftime('%Y-%m-%d')}, "
+        f"paired tests among them): {', '.join(measured) or 'none'}."
+    )
+    if earlier:
+        provenance += (
+            f" Rows kept from the earlier summary.json (another session, "
+            f"possibly another machine, paired tests only among them): "
+            f"{', '.join(earlier)}.\n"
+        )
     text = (
         f"# SincTDNN ablation\n\n    {command}\n\nBudget: "
-        f"{json.dumps(BUDGET)}\n\n{table}"
+        f"{json.dumps(BUDGET)}\n\n{table}{provenance}"
     )
     layout.output.mkdir(parents=True, exist_ok=True)
     (layout.output / "REPORT.md").write_text(text)
