@@ -168,7 +168,8 @@ class TrialList:
         2
         """
         table = _Table.from_bytes(raw, source, "label enrol test")
-        labels = np.array(table.column(0))
+        # object, not bytes_: numpy drops trailing NUL bytes (0\x00 -> 0)
+        labels = np.array(table.column(0), dtype=object)
         is_target = labels == b"1"
         wrong = np.flatnonzero(~is_target & (labels != b"0"))
         if wrong.size:
