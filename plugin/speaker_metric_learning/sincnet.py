@@ -608,8 +608,8 @@ def main(argv=None):
         help=f"state dict file, or checkpoint folder with {WEIGHTS_FILE}",
     )
     parser.add_argument("-o", "--output", required=True, help="PNG file")
-    parser.add_argument("--kernel-size", type=int, default=251)
-    parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument("--kernel_size", type=int, default=251)
+    parser.add_argument("--sample_rate", type=int, default=16000)
     args = parser.parse_args(argv)
     try:
         sincnet = load_sincnet(

@@ -6,7 +6,7 @@ Run as ``python -m speaker_metric_learning.scoring`` (``__main__.py`` calls
 Usage::
 
     python -m speaker_metric_learning.scoring score-file SCORES --trials TRIALS
-        [-o FOLDER] [--name NAME] [--bootstrap N] [--resample-speakers]
+        [-o FOLDER] [--name NAME] [--bootstrap N] [--resample_speakers]
     python -m speaker_metric_learning.scoring score-model MODEL
         --eval_folder DIR --trials TRIALS [-o FOLDER] [--name NAME]
         [--window SECONDS [--step SECONDS]] [--batch_size N]
@@ -128,7 +128,7 @@ def build_parser():
         help="bootstrap replicates for the 95%% CIs (0: none)",
     )
     score.add_argument(
-        "--resample-speakers",
+        "--resample_speakers",
         action="store_true",
         help="bootstrap speakers (first component of the enrolment id, "
         "e.g. id10270) instead of trials",
