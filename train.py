@@ -35,7 +35,6 @@ import torch
 import yaml
 
 from recipes.folder_prepare import (
-    audio_root,
     prepare_folder,
     prepare_noise_folder,
     split_validation,
@@ -59,6 +58,7 @@ from speaker_metric_learning.hyperparams import (
     preview_hparams,
     resolved_hparams_text,
 )
+from speaker_metric_learning.layout import audio_root
 from speaker_metric_learning.run_guard import (
     RunGuardError,
     check_options,

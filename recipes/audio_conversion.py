@@ -24,10 +24,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from speaker_metric_learning.layout import CONVERTED_EXTENSIONS
+
 logger = logging.getLogger(__name__)
 
-#: Extensions of audio files read through a conversion to FLAC.
-CONVERTED_EXTENSIONS = (".m4a", ".aac", ".mp4")
+#: The extension of the converted copies.
 CONVERTED_SUFFIX = ".flac"
 
 

@@ -1,7 +1,8 @@
 """Data preparation for a folder of audio files organised by speaker.
 
-Accepted layouts (``<ext>`` is wav, flac, opus or ogg; m4a, aac and mp4 are
-converted first, see below)::
+Accepted layouts (``<ext>`` is wav, flac, ogg, opus or mp3; m4a, aac and mp4
+are converted first, see below), as ``speaker_metric_learning.layout``
+defines them::
 
     <root>/wav/<spk>/<utt>.<ext>
     <root>/<spk>/<utt>.<ext>
@@ -38,10 +39,10 @@ files whose path is not UTF-8 text (listed with the bad bytes as ``\xff``),
 and files ffmpeg fails to convert.
 
 Files soundfile cannot read that have an extension of
-``recipes.audio_conversion.CONVERTED_EXTENSIONS`` (VoxCeleb2's ``.m4a``) are
-converted once to FLAC with ffmpeg, in ``converted_folder``; the CSV then
-points to the FLAC copy. Without ffmpeg the preparation stops and says how
-to install it.
+``speaker_metric_learning.layout.CONVERTED_EXTENSIONS`` (VoxCeleb2's
+``.m4a``) are converted once to FLAC with ffmpeg, in ``converted_folder``;
+the CSV then points to the FLAC copy. Without ffmpeg the preparation stops
+and says how to install it.
 
 A fingerprint of the inputs (sorted file list with sizes and modification
 times) is stored in ``<csv name>.fingerprint`` beside the CSV; a rerun with
@@ -70,20 +71,19 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from recipes.audio_conversion import CONVERTED_EXTENSIONS, convert_to_flac
+from recipes.audio_conversion import convert_to_flac
+from speaker_metric_learning.data import DATA_CSV_COLUMNS
+from speaker_metric_learning.layout import (
+    AUDIO_EXTENSIONS,
+    CONVERTED_EXTENSIONS,
+    LAYOUTS,
+    audio_root,
+    utterance_id,
+)
 
 logger = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".opus", ".ogg")
-AUDIO_FOLDERS = ("wav", "aac")
-CSV_HEADER = ("ID", "duration", "wav", "spk_id")
 NOISE_CSV_HEADER = ("ID", "duration", "wav", "wav_format", "wav_opts")
-LAYOUTS = (
-    "<root>/wav/<spk>/<utt>.<ext>, <root>/<spk>/<utt>.<ext> or "
-    "<root>/wav/<spk>/<session>/<utt>.<ext> (or aac/ instead of wav/), "
-    "with <ext> in "
-    + ", ".join(ext[1:] for ext in AUDIO_EXTENSIONS + CONVERTED_EXTENSIONS)
-)
 # Scans of at least this many files show a progress bar.
 PROGRESS_MIN_FILES = 1000
 # Scans of at least this many files read headers in several processes.
@@ -121,68 +121,6 @@ class Utterance:
     duration: float
     wav: str
     spk_id: str
-
-
-def utterance_id(relative_path):
-    """The utterance ID of a path relative to the audio root.
-
-    Arguments
-    ---------
-    relative_path : str or os.PathLike
-        Path such as ``spk0041/utt0002.wav``.
-
-    Returns
-    -------
-    str
-        The path without extension, ``/`` separated.
-
-    Example
-    -------
-    >>> utterance_id("id10270/5r0dWxy17C8/00001.wav")
-    'id10270/5r0dWxy17C8/00001'
-    """
-    relative = os.fspath(relative_path)
-    return os.path.splitext(relative)[0].replace(os.sep, "/")
-
-
-def audio_root(folder):
-    """The folder utterance IDs are relative to: ``folder/wav`` (or
-    ``folder/aac``) if it exists, else ``folder``.
-
-    Arguments
-    ---------
-    folder : str or os.PathLike
-        A corpus split (``<root>``) or its audio folder.
-
-    Returns
-    -------
-    pathlib.Path
-        The absolute audio root.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``folder`` does not exist.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> audio_root(folder) == folder.resolve()
-    True
-    >>> (folder / "wav").mkdir()
-    >>> audio_root(folder).name
-    'wav'
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"Audio folder {folder} does not exist: expected {LAYOUTS}."
-        )
-    for name in AUDIO_FOLDERS:
-        if (folder / name).is_dir():
-            return (folder / name).resolve()
-    return folder.resolve()
 
 
 def scan_folder(folder, progress=True, converted_folder=None, workers=None):
@@ -623,7 +561,7 @@ def _write_rows(path, rows):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
-        writer.writerow(CSV_HEADER)
+        writer.writerow(DATA_CSV_COLUMNS)
         writer.writerows(rows)
 
 

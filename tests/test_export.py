@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from tiny import TINY_SCALE as SCALE
 
-import train
 from speaker_metric_learning import export
 from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
 from speaker_metric_learning.data import read_audio
@@ -34,37 +34,8 @@ from speaker_metric_learning.scoring.trials import (
     cosine_scores,
     read_trials,
 )
-from tests.test_train import TINY_RUN, tiny_corpus
-from tests.test_train import TINY_SCALE as SCALE
 
 ROOT = pathlib.Path(__file__).parents[1]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return tiny_corpus(tmp_path_factory.mktemp("data") / "corpus")
-
-
-@pytest.fixture(scope="module")
-def run(corpus, tmp_path_factory):
-    output = tmp_path_factory.mktemp("run")
-    train.main(
-        [
-            str(ROOT / "hparams" / "aam.yaml"),
-            f"--output_folder={output}",
-            f"--data_folder={corpus / 'train'}",
-            f"--eval_folder={corpus / 'dev'}",
-            f"--trials_file={corpus / 'dev' / 'trials.txt'}",
-            *TINY_RUN,
-            "--eval_step_seconds=null",  # whole-utterance evaluation
-        ]
-    )
-    return output
-
-
-@pytest.fixture(scope="module")
-def model_folder(run, tmp_path_factory):
-    return export_model(run, tmp_path_factory.mktemp("export") / "model")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +52,9 @@ def dev_wav(corpus, utterance):
     return corpus / "dev" / "wav" / f"{utterance}.wav"
 
 
-def test_folder_holds_the_latest_weights_and_a_model_card(run, model_folder):
+def test_folder_holds_the_latest_weights_and_a_model_card(
+    aam_run, model_folder
+):
     assert sorted(path.name for path in model_folder.iterdir()) == [
         "MODEL_CARD.md",
         "embedding_model.ckpt",
@@ -89,13 +62,13 @@ def test_folder_holds_the_latest_weights_and_a_model_card(run, model_folder):
         "label_encoder.txt",
     ]
     saved = torch.load(model_folder / "embedding_model.ckpt")
-    latest = torch.load(checkpoints(run)[-1] / "embedding_model.ckpt")
+    latest = torch.load(checkpoints(aam_run)[-1] / "embedding_model.ckpt")
     assert saved.keys() == latest.keys()
     assert all(torch.equal(saved[key], latest[key]) for key in saved)
     assert (model_folder / "label_encoder.txt").read_text() == (
-        run / "save" / "label_encoder.txt"
+        aam_run / "save" / "label_encoder.txt"
     ).read_text()
-    results = load_results(run)
+    results = load_results(aam_run)
     card = (model_folder / "MODEL_CARD.md").read_text()
     assert "AdditiveAngularMarginLoss(" in card and "margin=0.05" in card
     assert f"| EER | {100 * results['eer']['value']:.2f} %" in card
@@ -106,7 +79,9 @@ def test_folder_holds_the_latest_weights_and_a_model_card(run, model_folder):
     assert f"scale={SCALE}" in card
 
 
-def test_verify_files_scores_like_our_own_scoring_path(corpus, run, recognizer):
+def test_verify_files_scores_like_our_own_scoring_path(
+    corpus, aam_run, recognizer
+):
     trials = read_trials(corpus / "dev" / "trials.txt")
     first, second = (
         trials.utterances[trials.enrol_index[0]],
@@ -115,7 +90,7 @@ def test_verify_files_scores_like_our_own_scoring_path(corpus, run, recognizer):
     score, decision = recognizer.verify_files(
         str(dev_wav(corpus, first)), str(dev_wav(corpus, second))
     )
-    model = load_pretrained_embedding_model(SincTDNN(scale=SCALE), run)
+    model = load_pretrained_embedding_model(SincTDNN(scale=SCALE), aam_run)
     utterances = [
         (name, read_audio(str(dev_wav(corpus, name))))
         for name in (first, second)
@@ -127,7 +102,7 @@ def test_verify_files_scores_like_our_own_scoring_path(corpus, run, recognizer):
     assert bool(decision) == (float(score) > 0.25)
 
 
-def test_exported_model_reproduces_the_runs_eer(corpus, run, recognizer):
+def test_exported_model_reproduces_the_runs_eer(corpus, aam_run, recognizer):
     trials = read_trials(corpus / "dev" / "trials.txt")
     embeddings = {
         name: recognizer.encode_batch(
@@ -139,7 +114,7 @@ def test_exported_model_reproduces_the_runs_eer(corpus, run, recognizer):
         cosine_scores(trials, embeddings), trials.labels
     )
     eer, _ = equal_error_rate(positive, negative)
-    assert abs(eer - load_results(run)["eer"]["value"]) < 1e-6
+    assert abs(eer - load_results(aam_run)["eer"]["value"]) < 1e-6
 
 
 def test_embeddings_are_padding_invariant_and_deterministic(
@@ -237,7 +212,7 @@ def test_weights_are_read_without_running_pickled_code(tmp_path):
 
 
 def test_onnx_graph_matches_pytorch_for_any_batch_and_length(
-    tmp_path, run, recognizer
+    tmp_path, aam_run, recognizer
 ):
     pytest.importorskip("onnx", reason="ONNX export needs the onnx extra")
     pytest.importorskip(
@@ -245,7 +220,7 @@ def test_onnx_graph_matches_pytorch_for_any_batch_and_length(
     )
     from speaker_metric_learning.onnx_export import OnnxEmbedder
 
-    folder = export_model(run, tmp_path / "model", onnx=True)
+    folder = export_model(aam_run, tmp_path / "model", onnx=True)
     assert (
         "`embedding_model.onnx` maps" in (folder / "MODEL_CARD.md").read_text()
     )
@@ -265,10 +240,10 @@ def test_onnx_graph_matches_pytorch_for_any_batch_and_length(
 
 
 def test_fine_tuning_starts_from_any_source_with_a_new_head(
-    corpus, run, model_folder
+    corpus, aam_run, model_folder
 ):
     exported = torch.load(model_folder / "embedding_model.ckpt")
-    for source in (model_folder, run, checkpoints(run)[-1]):
+    for source in (model_folder, aam_run, checkpoints(aam_run)[-1]):
         model = load_pretrained_embedding_model(SincTDNN(scale=SCALE), source)
         state = model.state_dict()
         assert all(torch.equal(state[key], exported[key]) for key in exported)
@@ -299,9 +274,9 @@ def test_fine_tuning_refuses_another_architecture_clearly(model_folder):
 
 
 def test_an_older_checkpoint_is_exported_without_the_runs_results(
-    run, tmp_path, capsys
+    aam_run, tmp_path, capsys
 ):
-    oldest = checkpoints(run)[0]
+    oldest = checkpoints(aam_run)[0]
     export.main([str(oldest), str(tmp_path / "model")])
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert "does not describe this checkpoint" in card
@@ -312,7 +287,7 @@ def test_an_older_checkpoint_is_exported_without_the_runs_results(
     with pytest.raises(SystemExit):
         export.main([str(oldest), str(tmp_path / "model")])
     assert "--overwrite" in capsys.readouterr().err
-    export.main([str(run), str(tmp_path / "model"), "--overwrite"])
+    export.main([str(aam_run), str(tmp_path / "model"), "--overwrite"])
     assert (
         "does not describe"
         not in (tmp_path / "model" / "MODEL_CARD.md").read_text()
@@ -327,7 +302,7 @@ def test_check_command_prints_the_file_and_what_it_builds(model_folder, capsys):
 
 
 def test_a_network_without_onnx_export_still_gets_its_folder(
-    run, tmp_path, monkeypatch
+    aam_run, tmp_path, monkeypatch
 ):
     pytest.importorskip("onnx", reason="ONNX export needs the onnx extra")
     from speaker_metric_learning import onnx_export
@@ -337,7 +312,7 @@ def test_a_network_without_onnx_export_still_gets_its_folder(
 
     monkeypatch.setattr(onnx_export, "export_onnx", refuse)
     with pytest.raises(ValueError, match="without embedding_model.onnx.*STFT"):
-        export_model(run, tmp_path / "model", onnx=True)
+        export_model(aam_run, tmp_path / "model", onnx=True)
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert "ONNX" not in card
     assert load_exported(tmp_path / "model").encode_batch(
@@ -346,7 +321,7 @@ def test_a_network_without_onnx_export_still_gets_its_folder(
 
 
 def test_onnx_parity_is_scale_free_and_a_refused_graph_is_not_left(
-    run, tmp_path, monkeypatch
+    aam_run, tmp_path, monkeypatch
 ):
     pytest.importorskip("onnx", reason="ONNX export needs the onnx extra")
     pytest.importorskip(
@@ -373,17 +348,17 @@ def test_onnx_parity_is_scale_free_and_a_refused_graph_is_not_left(
         onnx_export.export_onnx(model, str(tmp_path / "refused.onnx"))
     assert not (tmp_path / "refused.onnx").exists()
     with pytest.raises(ValueError, match="without embedding_model.onnx"):
-        export_model(run, tmp_path / "model", onnx=True)
+        export_model(aam_run, tmp_path / "model", onnx=True)
     assert not (tmp_path / "model" / "embedding_model.onnx").exists()
     assert (tmp_path / "model" / "embedding_model.ckpt").is_file()
 
 
 @pytest.mark.parametrize("damage", ["same size", "truncated"])
 def test_a_damaged_last_checkpoint_is_named_and_the_previous_one_used(
-    run, tmp_path, caplog, damage
+    aam_run, tmp_path, caplog, damage
 ):
     copy = tmp_path / "run"
-    shutil.copytree(run, copy)
+    shutil.copytree(aam_run, copy)
     older, newer = checkpoints(copy)[-2:]
     weights = newer / "embedding_model.ckpt"
     content = bytearray(weights.read_bytes())

@@ -11,14 +11,13 @@ import soundfile as sf
 
 from recipes import folder_prepare
 from recipes.folder_prepare import (
-    audio_root,
     prepare_folder,
     prepare_noise_folder,
     scan_folder,
     split_validation,
-    utterance_id,
 )
 from recipes.synthetic_corpus import generate_corpus
+from speaker_metric_learning.layout import audio_root, utterance_id
 from speaker_metric_learning.scoring.trials import read_trials
 
 RATE = 16000

@@ -24,8 +24,8 @@ import sys
 import time
 
 import torch
-from test_resume import arguments, corpus, final_state  # noqa: F401
-from test_train import TINY_RUN
+from tiny import TINY_RUN, final_state
+from tiny import resume_arguments as arguments
 
 import train
 from speaker_metric_learning.checkpoints import checkpoints_in_saving_order

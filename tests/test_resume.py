@@ -3,49 +3,22 @@ checkpoint exactly where it stopped: same epoch, step, sampler position,
 chunks and optimizer state, hence the same parameters as a run that was
 never interrupted."""
 
-import pathlib
-
 import pytest
 import torch
 from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.dataio.encoder import CategoricalEncoder
-from test_train import tiny_corpus
+from tiny import final_state
+from tiny import resume_arguments as arguments
 
 import train
 from recipes import folder_prepare
 from speaker_metric_learning.brain import SpeakerBrain
-from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
 from speaker_metric_learning.data import RandomChunker, training_dataset
 from speaker_metric_learning.sampling import SpeakerBalancedBatchSampler
-
-ROOT = pathlib.Path(__file__).parents[1]
-BATCHES_PER_EPOCH = 4
 
 
 class Interrupted(Exception):
     """Stands for the process being killed."""
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return tiny_corpus(tmp_path_factory.mktemp("data") / "corpus")
-
-
-def arguments(corpus, output, num_workers):
-    return [
-        str(ROOT / "hparams" / "aam.yaml"),
-        f"--output_folder={output}",
-        f"--data_folder={corpus / 'train'}",
-        "--model_scale=0.125",
-        "--chunk_seconds=1.0",
-        "--speakers_per_batch=2",
-        "--chunks_per_speaker=2",
-        f"--batches_per_epoch={BATCHES_PER_EPOCH}",
-        "--number_of_epochs=2",
-        f"--num_workers={num_workers}",
-        "--ckpt_interval_minutes=0",
-        "--ckpt_interval_steps=2",
-    ]
 
 
 def run(monkeypatch, argv, stop_before_call=None):
@@ -69,14 +42,6 @@ def run(monkeypatch, argv, stop_before_call=None):
             with pytest.raises(Interrupted):
                 train.main(argv)
     return trained
-
-
-def final_state(output):
-    last = checkpoints_in_saving_order(output / "save")[-1].path
-    return {
-        name: torch.load(last / f"{name}.ckpt")
-        for name in ("embedding_model", "loss", "optimizer")
-    }, (last / "brain.ckpt").read_text()
 
 
 def test_interrupted_run_resumes_to_the_same_parameters(

@@ -23,7 +23,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from speechbrain.dataio.dataloader import make_dataloader
-from test_train import TINY_RUN, tiny_corpus
+from tiny import TINY_RUN
 
 import train
 from recipes import folder_prepare, synthetic_corpus, voxceleb_prepare
@@ -48,11 +48,6 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return tiny_corpus(tmp_path_factory.mktemp("data") / "corpus")
 
 
 def write_wav(path, samples, rate=16000, subtype="FLOAT"):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 import torch
-from test_train import TINY_RUN, tiny_corpus
+from tiny import TINY_RUN
 
 import train
 from speaker_metric_learning import export
@@ -19,11 +19,6 @@ from speaker_metric_learning.run_guard import LOCK_FILE, RunGuardError
 from speaker_metric_learning.scoring import cli
 
 ROOT = pathlib.Path(__file__).parents[1]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return tiny_corpus(tmp_path_factory.mktemp("data") / "corpus")
 
 
 def arguments(corpus, output, loss="aam", trials=None):

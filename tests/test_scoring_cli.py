@@ -10,7 +10,6 @@ from speaker_metric_learning.export import load_exported
 from speaker_metric_learning.scoring.cli import main
 from speaker_metric_learning.scoring.compare import load_results
 from speaker_metric_learning.scoring.trials import read_trials
-from tests.test_export import corpus, model_folder, run  # noqa: F401
 
 #: Bound of float32 rounding errors of cosine scores (about 8 eps).
 DELTA = 1e-6
@@ -43,13 +42,13 @@ def saved_scores(folder):
 
 def test_scores_of_an_exported_model_and_its_run_match_train_py(
     corpus,
-    run,
+    aam_run,
     model_folder,
     tmp_path,
     capsys,
 ):
-    trained = load_results(run)
-    for model in (model_folder, run):
+    trained = load_results(aam_run)
+    for model in (model_folder, aam_run):
         output = tmp_path / model.name
         assert score_model(corpus, model, "-o", str(output)) == 0
         results = load_results(output)
@@ -60,16 +59,16 @@ def test_scores_of_an_exported_model_and_its_run_match_train_py(
         ):
             assert abs(ours["value"] - theirs["value"]) < 1e-9
         np.testing.assert_allclose(
-            saved_scores(output), saved_scores(run), atol=1e-5
+            saved_scores(output), saved_scores(aam_run), atol=1e-5
         )
         printed = capsys.readouterr().out
         assert str(read_trials(corpus / "dev" / "trials.txt").fingerprint) in (
             printed
         )
         assert f"| {100 * trained['eer']['value']:.2f} |" in printed
-        if model == run:  # the checkpoint used is named
-            latest = checkpoints_in_saving_order(run / "save")[-1].path
-            assert f"scoring {latest.name} of {run} (epoch " in printed
+        if model == aam_run:  # the checkpoint used is named
+            latest = checkpoints_in_saving_order(aam_run / "save")[-1].path
+            assert f"scoring {latest.name} of {aam_run} (epoch " in printed
             assert "its latest intact checkpoint)" in printed
         else:
             assert f"scoring exported model {model}" in printed

@@ -123,7 +123,7 @@ def test_command_line_scores_and_compares(tmp_path, capsys):
                 name,
                 "--bootstrap",
                 "50",
-                "--resample-speakers",
+                "--resample_speakers",
             ]
         )
         assert status == 0

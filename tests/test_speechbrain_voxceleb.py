@@ -22,12 +22,12 @@ import sys
 
 import pytest
 import speechbrain
+from tiny import TINY_RUN
 
 import train
 from recipes.synthetic_corpus import generate_corpus
 from speaker_metric_learning.export import export_model
 from speaker_metric_learning.scoring import cli
-from tests.test_train import TINY_RUN
 
 ROOT = pathlib.Path(__file__).parents[1]
 MIRROR = pathlib.Path("/work/.mirror/speechbrain+speechbrain/repo")

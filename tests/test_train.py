@@ -1,42 +1,16 @@
 """End-to-end runs of the recipe (train.py) on a tiny generated corpus."""
 
-import functools
 import json
 import pathlib
 import subprocess
 import sys
 
 import pytest
+from tiny import TINY_RUN, tiny_corpus
 
 import train
-from recipes.synthetic_corpus import generate_corpus
 
 ROOT = pathlib.Path(__file__).parents[1]
-TINY_SCALE = 0.125
-TINY_RUN = [
-    f"--model_scale={TINY_SCALE}",
-    "--chunk_seconds=1.0",
-    "--speakers_per_batch=4",
-    "--chunks_per_speaker=2",
-    "--batches_per_epoch=2",
-    "--number_of_epochs=2",
-    "--num_workers=0",
-    "--eval_batch_size=4",
-]
-tiny_corpus = functools.partial(
-    generate_corpus,
-    n_train_speakers=4,
-    n_dev_speakers=3,
-    utterances_per_speaker=3,
-    min_duration=1.0,
-    max_duration=1.5,
-    progress=False,
-)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return tiny_corpus(tmp_path_factory.mktemp("data") / "corpus")
 
 
 def test_default_run_generates_the_corpus_trains_and_evaluates(

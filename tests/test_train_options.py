@@ -6,7 +6,7 @@ import pathlib
 import numpy as np
 import pytest
 import soundfile as sf
-from test_train import tiny_corpus
+from tiny import tiny_corpus
 
 import train
 

@@ -58,12 +58,14 @@ from speaker_metric_learning.checkpoints import (
     describe,
     warn_about_modified_checkpoints,
 )
+from speaker_metric_learning.layout import (
+    HYPERPARAMS_FILE,
+    WEIGHTS_FILE,
+    read_yaml,
+)
 from speaker_metric_learning.run_guard import refuse_run_folder
 from speaker_metric_learning.scoring.compare import RESULTS_FILE, load_results
-from speaker_metric_learning.sincnet import CHECKPOINT_FILE_NAME
 
-HYPERPARAMS_FILE = "hyperparams.yaml"
-WEIGHTS_FILE = CHECKPOINT_FILE_NAME
 LABEL_ENCODER_FILE = "label_encoder.txt"
 MODEL_CARD_FILE = "MODEL_CARD.md"
 ONNX_FILE = "embedding_model.onnx"
@@ -592,12 +594,6 @@ def weights_file(source):
     return str(checkpoint.path / WEIGHTS_FILE)
 
 
-def _read_yaml(path):
-    """Round-trip YAML data of a file, without constructing any object."""
-    with open(path, encoding="utf-8") as stream:
-        return ruamel.yaml.YAML().load(stream)
-
-
 def _plain_copy(node):
     """A copy of a round-trip YAML value without comments or anchors."""
     if isinstance(node, CommentedMap):
@@ -626,7 +622,7 @@ def _architecture_hint(source):
     for candidate in (folder, folder.parent, folder.parent.parent.parent):
         path = candidate / HYPERPARAMS_FILE
         if path.is_file():
-            node = (_read_yaml(path) or {}).get("embedding_model")
+            node = (read_yaml(path) or {}).get("embedding_model")
             if node is not None:
                 return f" It was built as {_describe(node)} ({path})."
     return ""
@@ -937,7 +933,7 @@ def export_model(source, output_folder, onnx=False, overwrite=False):
             f"{output} exists and is not empty: choose another folder or "
             "pass overwrite=True (--overwrite)"
         )
-    hparams = _read_yaml(run / HYPERPARAMS_FILE)
+    hparams = read_yaml(run / HYPERPARAMS_FILE)
     if "embedding_model" not in hparams:
         raise ValueError(
             f"{run / HYPERPARAMS_FILE} defines no embedding_model to export"
@@ -1019,7 +1015,7 @@ def embedding_architecture(source, allowed=SAFE_TARGETS):
     else:
         run, _, _ = _locate_run(folder)
         definition = run / HYPERPARAMS_FILE
-        hparams = _read_yaml(definition)
+        hparams = read_yaml(definition)
         text = exported_hyperparams(
             hparams["embedding_model"], hparams.get("sample_rate", 16000)
         )

@@ -23,15 +23,17 @@ import re
 import ruamel.yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 
+from speaker_metric_learning.layout import read_yaml
+
 
 class HparamsError(ValueError):
     """Raised for an unknown override or a malformed hyperparameter file."""
 
 
 def _read_yaml(path):
+    """``layout.read_yaml`` with its errors as HparamsError."""
     try:
-        with open(path, encoding="utf-8") as stream:
-            return ruamel.yaml.YAML().load(stream)
+        return read_yaml(path)
     except FileNotFoundError:
         raise HparamsError(f"hyperparameter file not found: {path}") from None
     except ruamel.yaml.YAMLError as error:

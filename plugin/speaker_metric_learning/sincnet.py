@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-CHECKPOINT_FILE_NAME = "embedding_model.ckpt"
+from speaker_metric_learning.layout import WEIGHTS_FILE
 
 
 def hz_to_mel(hz):
@@ -549,11 +549,11 @@ def load_sincnet(path, kernel_size=251, stride=5, sample_rate=16000):
     8
     """
     if os.path.isdir(path):
-        path = os.path.join(path, CHECKPOINT_FILE_NAME)
+        path = os.path.join(path, WEIGHTS_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"{path} does not exist: give a state dict file or a checkpoint "
-            f"folder holding {CHECKPOINT_FILE_NAME}"
+            f"folder holding {WEIGHTS_FILE}"
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
     tensors = {}
@@ -605,12 +605,11 @@ def main(argv=None):
     )
     parser.add_argument(
         "checkpoint",
-        help="state dict file, or checkpoint folder with "
-        f"{CHECKPOINT_FILE_NAME}",
+        help=f"state dict file, or checkpoint folder with {WEIGHTS_FILE}",
     )
     parser.add_argument("-o", "--output", required=True, help="PNG file")
-    parser.add_argument("--kernel-size", type=int, default=251)
-    parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument("--kernel_size", type=int, default=251)
+    parser.add_argument("--sample_rate", type=int, default=16000)
     args = parser.parse_args(argv)
     try:
         sincnet = load_sincnet(

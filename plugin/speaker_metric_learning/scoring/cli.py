@@ -6,7 +6,7 @@ Run as ``python -m speaker_metric_learning.scoring`` (``__main__.py`` calls
 Usage::
 
     python -m speaker_metric_learning.scoring score-file SCORES --trials TRIALS
-        [-o FOLDER] [--name NAME] [--bootstrap N] [--resample-speakers]
+        [-o FOLDER] [--name NAME] [--bootstrap N] [--resample_speakers]
     python -m speaker_metric_learning.scoring score-model MODEL
         --eval_folder DIR --trials TRIALS [-o FOLDER] [--name NAME]
         [--window SECONDS [--step SECONDS]] [--batch_size N]
@@ -46,6 +46,11 @@ import pathlib
 import sys
 
 from speaker_metric_learning.data import read_audio
+from speaker_metric_learning.layout import (
+    AUDIO_EXTENSIONS,
+    find_audio,
+    speaker_audio_files,
+)
 from speaker_metric_learning.run_guard import refuse_run_folder
 from speaker_metric_learning.scoring.compare import (
     compare_results,
@@ -59,14 +64,10 @@ from speaker_metric_learning.scoring.normalization import (
     speaker_centroids,
 )
 from speaker_metric_learning.scoring.trials import (
-    _first_line,
     cosine_scores,
     read_scores,
     read_trials,
 )
-
-#: Extensions tried, in this order, for a trial path without its extension.
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 
 
 def _number(kind, low, strict):
@@ -127,7 +128,7 @@ def build_parser():
         help="bootstrap replicates for the 95%% CIs (0: none)",
     )
     score.add_argument(
-        "--resample-speakers",
+        "--resample_speakers",
         action="store_true",
         help="bootstrap speakers (first component of the enrolment id, "
         "e.g. id10270) instead of trials",
@@ -276,42 +277,6 @@ def _add_score_model_parser(commands):
     parser.add_argument("--cache_dir", help="folder of cached embeddings")
 
 
-def find_audio(folder, utterance):
-    """The audio file of a trial utterance id (path without extension).
-
-    Arguments
-    ---------
-    folder : str or pathlib.Path
-        The folder trial paths are relative to.
-    utterance : str
-        Utterance id, e.g. ``spk0041/utt0002``.
-
-    Returns
-    -------
-    pathlib.Path or None
-        ``folder / utterance`` itself if it is a file, else the first of
-        ``folder / (utterance + extension)`` that exists for the extensions
-        of ``AUDIO_EXTENSIONS``; None if there is none.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> (folder / "spk").mkdir()
-    >>> (folder / "spk" / "a.flac").touch()
-    >>> find_audio(folder, "spk/a").name, find_audio(folder, "spk/b")
-    ('a.flac', None)
-    """
-    path = pathlib.Path(folder) / utterance
-    if path.is_file():
-        return path
-    for extension in AUDIO_EXTENSIONS:
-        candidate = path.with_name(path.name + extension)
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def cohort_files(folder, per_speaker):
     """The first audio files (sorted paths) of each speaker of a folder.
 
@@ -342,22 +307,16 @@ def cohort_files(folder, per_speaker):
     >>> [(s, p.name) for s, p in cohort_files(root, 1)]
     [('s1', 'a.wav'), ('s2', 'c.flac')]
     """
-    root = pathlib.Path(folder)
-    if (root / "wav").is_dir():
-        root = root / "wav"
-    if not root.is_dir():
-        raise FileNotFoundError(f"cohort folder not found: {root}")
-    pairs = []
-    for speaker in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(
-            path
-            for path in speaker.rglob("*")
-            if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file()
-        )
-        pairs += [(speaker.name, path) for path in files[:per_speaker]]
+    if not pathlib.Path(folder).is_dir():
+        raise FileNotFoundError(f"cohort folder not found: {folder}")
+    pairs = [
+        (speaker, path)
+        for speaker, files in speaker_audio_files(folder).items()
+        for path in files[:per_speaker]
+    ]
     if not pairs:
         raise ValueError(
-            f"{root} holds no speaker folder with audio files "
+            f"{folder} holds no speaker folder with audio files "
             f"({', '.join(AUDIO_EXTENSIONS)}): give a folder of <spk>/... "
             "or wav/<spk>/... audio files as --cohort_folder."
         )
@@ -434,7 +393,7 @@ both target and non-target trials.
     for utterance in trials.utterances:
         path = find_audio(folder, utterance)
         if path is None:
-            line = _first_line(trials, utterance)
+            line = trials.first_line(utterance)
             raise FileNotFoundError(
                 f"no audio file for '{utterance}' ({trials.source}, line "
                 f"{line}): {pathlib.Path(folder) / utterance} (with "

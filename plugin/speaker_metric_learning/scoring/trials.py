@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from speaker_metric_learning.layout import utterance_id
+
 logger = logging.getLogger(__name__)
 
 #: Bytes that separate fields (those of ``bytes.split()``); ``\n`` also
@@ -168,7 +170,8 @@ class TrialList:
         2
         """
         table = _Table.from_bytes(raw, source, "label enrol test")
-        labels = np.array(table.column(0))
+        # object, not bytes_: numpy drops trailing NUL bytes (0\x00 -> 0)
+        labels = np.array(table.column(0), dtype=object)
         is_target = labels == b"1"
         wrong = np.flatnonzero(~is_target & (labels != b"0"))
         if wrong.size:
@@ -267,6 +270,27 @@ class TrialList:
         ['b']
         """
         return np.array(self.utterances, dtype=object)[self.test_index]
+
+    def first_line(self, utterance):
+        """The line number of the first trial that uses ``utterance``.
+
+        Arguments
+        ---------
+        utterance : str
+            An utterance id of ``utterances``.
+
+        Returns
+        -------
+        int
+
+        Example
+        -------
+        >>> TrialList.from_lines(["1 a b", "0 b c"]).first_line("c")
+        2
+        """
+        index = self.utterances.index(utterance)
+        uses = (self.enrol_index == index) | (self.test_index == index)
+        return int(self.line_numbers[np.flatnonzero(uses)[0]])
 
     @functools.cached_property
     def fingerprint(self):
@@ -416,8 +440,7 @@ class _Table:
         except UnicodeDecodeError:
             decoded = [self._decode(path, paths) for path in number]
         ids = [
-            path if path in whole else _without_extension(path)
-            for path in decoded
+            path if path in whole else utterance_id(path) for path in decoded
         ]
         distinct = dict.fromkeys(ids)
         if len(distinct) == len(ids):
@@ -436,16 +459,6 @@ class _Table:
                 f"{self.source}, line {self.line_numbers[row]}: {path!r} is "
                 "not UTF-8 text: save the file as UTF-8."
             ) from None
-
-
-def _without_extension(path):
-    """The path without the extension of its last component.
-
-    The extension starts at the last dot of the last component, unless that
-    dot is the component's first character (``.profile`` has none).
-    """
-    dot = path.rfind(".")
-    return path[:dot] if dot > path.rfind("/") + 1 else path
 
 
 def embedding_rows(embeddings, utterances, trials=None):
@@ -501,7 +514,7 @@ def embedding_rows(embeddings, utterances, trials=None):
         missing = utterances[int(np.flatnonzero(rows < 0)[0])]
         where = ""
         if trials is not None:
-            where = f" ({trials.source}, line {_first_line(trials, missing)})"
+            where = f" ({trials.source}, line {trials.first_line(missing)})"
         raise ValueError(
             f"No embedding for utterance '{missing}'{where}: extract "
             "embeddings for every utterance of the trial list."
@@ -541,13 +554,6 @@ def embedding_matrix(embeddings, utterances, trials=None):
     """
     matrix, rows = embedding_rows(embeddings, utterances, trials)
     return torch.nn.functional.normalize(torch.from_numpy(matrix[rows]), dim=1)
-
-
-def _first_line(trials, utterance):
-    """Line number of the first trial that uses ``utterance``."""
-    index = trials.utterances.index(utterance)
-    uses = (trials.enrol_index == index) | (trials.test_index == index)
-    return int(trials.line_numbers[np.flatnonzero(uses)[0]])
 
 
 def cosine_scores(trials, embeddings, chunk_size=1024):
