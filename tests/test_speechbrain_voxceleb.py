@@ -5,10 +5,8 @@ trains and evaluates on (``--train_csv``, ``--enrol_csv``, ...), and its
 ``speaker_verification_cosine.py`` and ``speaker_verification_plda.py``
 score our model through ``hparams/verification.yaml``. These files are in
 the speechbrain repository, not in the pip package: they are extracted at
-test time from a copy of that repository (``$SPEECHBRAIN_REPO``, a work
-tree or a git directory, else the mirror at ``MIRROR``), from the newest
-release tag not newer than the installed speechbrain; without one the tests
-are skipped.
+test time from a copy of that repository (the ``speechbrain_scripts``
+fixture of ``conftest.py``); without one the tests are skipped.
 """
 
 import importlib.util
@@ -16,118 +14,41 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
-import speechbrain
 from tiny import TINY_RUN
 
 import train
-from recipes.synthetic_corpus import generate_corpus
 from speaker_metric_learning.export import export_model
 from speaker_metric_learning.scoring import cli
 
 ROOT = pathlib.Path(__file__).parents[1]
-MIRROR = pathlib.Path("/work/.mirror/speechbrain+speechbrain/repo")
-#: The recipe files used, by their path in the speechbrain repository.
-SCRIPTS = (
-    "recipes/VoxCeleb/SpeakerRec/speaker_verification_cosine.py",
-    "recipes/VoxCeleb/SpeakerRec/speaker_verification_plda.py",
-    "recipes/VoxCeleb/voxceleb_prepare.py",
-)
-
-
-def version(text):
-    """``(1, 1, 2)`` of ``"v1.1.2"`` or ``"1.1.2"`` (None if not a
-    release number)."""
-    match = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)", text)
-    return tuple(int(part) for part in match.groups()) if match else None
-
-
-def git(repository, *arguments):
-    return subprocess.run(
-        ["git", "-C", str(repository), *arguments],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
-def extract_scripts(destination):
-    """Copies the SpeechBrain recipe files into ``destination``; returns
-    where they came from, or skips the test."""
-    repository = pathlib.Path(os.environ.get("SPEECHBRAIN_REPO", MIRROR))
-    if all((repository / path).is_file() for path in SCRIPTS):
-        for path in SCRIPTS:
-            shutil.copy(repository / path, destination)
-        return str(repository)
-    if shutil.which("git") is None or not repository.exists():
-        pytest.skip(
-            f"no speechbrain repository at {repository} (set "
-            "SPEECHBRAIN_REPO to a clone): its VoxCeleb recipe files are "
-            "not in the pip package"
-        )
-    installed = version(speechbrain.__version__.split("+")[0])
-    tags = [
-        tag
-        for tag in git(repository, "tag", "--list").split()
-        if version(tag) and version(tag) <= installed
-    ]
-    if not tags:
-        pytest.skip(f"{repository} has no release tag up to {installed}")
-    tag = max(tags, key=version)
-    for path in SCRIPTS:
-        text = git(repository, "show", f"{tag}:{path}")
-        (destination / pathlib.Path(path).name).write_text(text)
-    return f"{repository} {tag}"
 
 
 @pytest.fixture(scope="module")
-def scripts(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("speechbrain_recipe")
-    extract_scripts(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def voxceleb(tmp_path_factory):
-    """A synthetic corpus in VoxCeleb1's layout
-    (``wav/<spk>/<session>/<utt>.wav``, utterances of 3 to 4 s, so that
-    each gives one 3 s training segment) and its trial list in VoxCeleb's
-    format; returns (data folder, trial list)."""
-    base = tmp_path_factory.mktemp("voxceleb")
-    corpus = generate_corpus(
-        base / "corpus",
+def voxceleb(voxceleb_folder, tmp_path_factory):
+    """A synthetic corpus in VoxCeleb1's layout (utterances of 3 to 4 s,
+    so that each gives one 3 s training segment) and its trial list in
+    VoxCeleb's format; returns (data folder, trial list)."""
+    return voxceleb_folder(
+        tmp_path_factory.mktemp("voxceleb"),
         n_train_speakers=10,
         n_dev_speakers=3,
         utterances_per_speaker=4,
         min_duration=3.0,
         max_duration=4.0,
-        progress=False,
     )
-    for split in ("train", "dev"):
-        for wav in (corpus / split / "wav").glob("*/*.wav"):
-            target = base / "data" / "wav" / wav.parent.name / "s0" / wav.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(wav)
-    lines = []
-    for line in (corpus / "dev" / "trials.txt").read_text().splitlines():
-        label, enrol, test = line.split()
-        enrol, test = (path.replace("/", "/s0/") for path in (enrol, test))
-        lines.append(f"{label} {enrol} {test}\n")
-    trials = base / "veri_test.txt"
-    trials.write_text("".join(lines))
-    return base / "data", trials
 
 
 @pytest.fixture(scope="module")
-def prepared(scripts, voxceleb, tmp_path_factory):
+def prepared(speechbrain_scripts, voxceleb, tmp_path_factory):
     """The CSV files of SpeechBrain's own preparation of the corpus."""
     save_folder = tmp_path_factory.mktemp("prepared")
     spec = importlib.util.spec_from_file_location(
-        "speechbrain_voxceleb_prepare", scripts / "voxceleb_prepare.py"
+        "speechbrain_voxceleb_prepare",
+        speechbrain_scripts / "voxceleb_prepare.py",
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -223,12 +144,12 @@ def test_train_py_takes_speechbrain_csv_files(prepared, voxceleb, run):
 
 
 def test_speechbrain_cosine_script_scores_as_score_model(
-    scripts, voxceleb, run, tmp_path
+    speechbrain_scripts, voxceleb, run, tmp_path
 ):
     output, results = run
     model = export_model(output, tmp_path / "model")
     raw = run_script(
-        scripts,
+        speechbrain_scripts,
         "speaker_verification_cosine.py",
         voxceleb,
         model,
@@ -259,7 +180,7 @@ def test_speechbrain_cosine_script_scores_as_score_model(
         assert theirs[key] == pytest.approx(float(score), abs=2e-6)
     # s-norm as the script does it, from the run folder directly
     normalized = run_script(
-        scripts,
+        speechbrain_scripts,
         "speaker_verification_cosine.py",
         voxceleb,
         output,
@@ -271,11 +192,11 @@ def test_speechbrain_cosine_script_scores_as_score_model(
 
 
 def test_speechbrain_plda_script_scores_our_embeddings(
-    scripts, voxceleb, run, tmp_path
+    speechbrain_scripts, voxceleb, run, tmp_path
 ):
     output, _ = run
     eer = run_script(
-        scripts,
+        speechbrain_scripts,
         "speaker_verification_plda.py",
         voxceleb,
         output,
