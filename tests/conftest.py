@@ -8,14 +8,13 @@ import pytest
 from tiny import ROOT, TINY_RUN, tiny_corpus
 
 import train
-from speaker_metric_learning.export import export_model
-
 from recipes.speechbrain_scripts import (
     SPEAKER_REC,
     NoSpeechBrainRepository,
     extract_speechbrain_files,
 )
 from recipes.synthetic_corpus import generate_corpus
+from speaker_metric_learning.export import export_model
 
 
 @pytest.hookimpl(tryfirst=True)
