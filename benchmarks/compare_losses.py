@@ -1395,6 +1395,26 @@ def update_section(path, text, figure):
 # ------------------------------------------------------------------ main
 
 
+def corpus_arguments(parser, output_name):
+    """``--data``, ``--output`` (``benchmarks/results/<output_name>``) and
+    ``--shared`` of the benchmark scripts trained on speechocean762."""
+    parser.add_argument(
+        "--data",
+        default=str(ROOT.parent / "shared" / "data" / "speechocean762"),
+        help="corpus root with train/wav, dev/wav, dev/trials.txt",
+    )
+    parser.add_argument(
+        "--output",
+        default=str(ROOT / "benchmarks" / "results" / output_name),
+    )
+    parser.add_argument(
+        "--shared",
+        default=str(ROOT / "benchmarks" / "results" / "compare_shared"),
+        help="decoded audio, test-side variants and reference points "
+        "(independent of the budget, shared by output folders)",
+    )
+
+
 def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -1408,20 +1428,7 @@ def parse_arguments(argv=None):
         ],
     )
     parser.add_argument("target", nargs="?", help="run folder / reference")
-    parser.add_argument(
-        "--data",
-        default=str(ROOT.parent / "shared" / "data" / "speechocean762"),
-        help="corpus root with train/wav, dev/wav, dev/trials.txt",
-    )
-    parser.add_argument(
-        "--output", default=str(ROOT / "benchmarks" / "results" / "compare")
-    )
-    parser.add_argument(
-        "--shared",
-        default=str(ROOT / "benchmarks" / "results" / "compare_shared"),
-        help="decoded audio, test-side variants and reference points "
-        "(independent of the budget, shared by output folders)",
-    )
+    corpus_arguments(parser, "compare")
     parser.add_argument(
         "--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS)
     )

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from compare_losses import (
     Layout,
+    corpus_arguments,
     decode_corpus,
     load_scores,
     mean_sd,
@@ -445,20 +446,7 @@ def write_report(args, layout):
 def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["run", "report"])
-    parser.add_argument(
-        "--data",
-        default=str(ROOT.parent / "shared" / "data" / "speechocean762"),
-        help="corpus root with train/wav, dev/wav, dev/trials.txt",
-    )
-    parser.add_argument(
-        "--output",
-        default=str(ROOT / "benchmarks" / "results" / "sinctdnn_ablation"),
-    )
-    parser.add_argument(
-        "--shared",
-        default=str(ROOT / "benchmarks" / "results" / "compare_shared"),
-        help="decoded audio (shared with compare_losses.py)",
-    )
+    corpus_arguments(parser, "sinctdnn_ablation")
     parser.add_argument(
         "--variants",
         nargs="+",
