@@ -14,9 +14,9 @@ backward (weight gradients, fixed random output gradient):
 Part 2, whole models at full size on the same waveforms, forward (eval,
 ``no_grad``) and a training step (forward, backward, SGD step), with
 SpeechBrain relative lengths (uniform in [0.5, 1]) and without: the
-default ``SincTDNN`` (also with lengths all 1, what a batch of fixed-size
-chunks carries), the default with 40 and with 24 SincNet filters
-(``front_end_scale`` 0.5 and 0.3), the paper's architecture, and the
+default ``SincTDNN`` (24 SincNet filters; also with lengths all 1, what a
+batch of fixed-size chunks carries), the default with 40 and with 80
+filters (``sinc_filters``), the paper's architecture, and the
 reference, SpeechBrain's
 Fbank (24 bands) + sentence mean normalisation + ``Xvector`` as
 ``hparams/xvector.yaml`` builds it (``FbankEmbeddingModel``, noise-free
@@ -184,8 +184,8 @@ def model_cases(batch, seconds):
     lengths[0] = 1.0
     models = {
         "SincTDNN": SincTDNN(),
-        "SincTDNN, 40 filters": SincTDNN(front_end_scale=0.5),
-        "SincTDNN, 24 filters": SincTDNN(front_end_scale=0.3),
+        "SincTDNN, 40 filters": SincTDNN(sinc_filters=40),
+        "SincTDNN, 80 filters": SincTDNN(sinc_filters=80),
         "SincTDNN (paper)": SincTDNN(architecture="paper"),
         "Fbank x-vector": FbankEmbeddingModel(
             Fbank(n_mels=24),

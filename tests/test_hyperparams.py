@@ -21,6 +21,7 @@ HPARAMS = pathlib.Path(__file__).parents[1] / "hparams"
 SINCTDNN_OPTIONS = {
     "architecture",
     "front_end",
+    "sinc_filters",
     "tdnn_norm",
     "compression",
     "sinc_stride",

@@ -78,11 +78,11 @@ def test_paper_parameter_count_from_layer_sizes():
 
 
 def test_default_parameter_count_from_layer_sizes(model):
-    # SincNet and the affine norm of its 80 band energies; the TDNN layers'
+    # SincNet and the affine norm of its 24 band energies; the TDNN layers'
     # weight and bias and their BatchNorm1d scale and shift
-    front_end = 2 * 80 + 2 * 80
+    front_end = 2 * 24 + 2 * 24
     tdnn = sum(
-        c_in * c_out * k + 3 * c_out for c_in, c_out, k in tdnn_layers(80)
+        c_in * c_out * k + 3 * c_out for c_in, c_out, k in tdnn_layers(24)
     )
     expected = front_end + tdnn + EMBEDDING_PARAMETERS
     assert sum(p.numel() for p in model.parameters()) == expected
@@ -131,12 +131,14 @@ def test_frame_count_follows_each_layer(options, frames, min_samples):
 
 def test_scale_multiplies_the_tdnn_and_front_end_scale_the_front_end():
     model = SincTDNN(scale=0.5)
-    assert model.sincnet.n_filters == 80
+    assert model.sincnet.n_filters == 24
     tdnn = [layer.conv.out_channels for layer in model.tdnn]
     assert tdnn == [256] * 4 + [750]
     assert model.embedding.in_features == 1500
     assert model.embedding.out_features == 512
-    assert SincTDNN(front_end_scale=0.25).sincnet.n_filters == 20
+    assert SincTDNN(front_end_scale=0.5).sincnet.n_filters == 12
+    eighty = SincTDNN(sinc_filters=80, front_end_scale=0.25)
+    assert eighty.sincnet.n_filters == 20
     small = SincTDNN(scale=0.5, front_end="sincnet", front_end_scale=0.25)
     assert [conv.out_channels for conv in small.front_end.convs] == [15, 15]
     paper = SincTDNN(scale=0.5, architecture="paper")  # scales both
@@ -157,6 +159,7 @@ def test_explicit_options_override_the_architecture():
         compression="log",
         sinc_stride=10,
         sinc_frequency_unit=1000.0,
+        sinc_filters=24,
         front_end_scale=1.0,
     )
     default = SincTDNN(scale=0.125)

@@ -43,6 +43,7 @@ def _scaled(channels, scale):
 ARCHITECTURES = {
     "default": {
         "front_end": "filterbank",
+        "sinc_filters": 24,
         "tdnn_norm": "batch",
         "compression": "log",
         "sinc_stride": 10,
@@ -52,6 +53,7 @@ ARCHITECTURES = {
     },
     "paper": {
         "front_end": "sincnet",
+        "sinc_filters": 80,
         "tdnn_norm": "weight",
         "compression": "abs",
         "sinc_stride": 5,
@@ -71,7 +73,7 @@ class SincTDNN(nn.Module):
     Layers of the default architecture (reference sizes, ``scale=1``)::
 
         InstanceNorm1d(1) on the waveform
-        SincNet(80 filters, kernel 251, stride 10)
+        SincNet(24 filters, kernel 251, stride 10)
         band energies: mean of squares over 25 ms every 10 ms
             -> log(1 + 100 e) -> per-utterance mean removed (affine)
         TDNN, Conv1d -> LeakyReLU -> BatchNorm1d: 512 k5, 512 k3 dilation 2,
@@ -104,8 +106,10 @@ class SincTDNN(nn.Module):
     front_end : str, optional
         ``"filterbank"`` (``SincFilterbankFrontEnd``) or ``"sincnet"``
         (``SincConvFrontEnd``).
-    sinc_filters : int
-        Number of SincNet filters (before ``front_end_scale``).
+    sinc_filters : int, optional
+        Number of SincNet filters (before ``front_end_scale``): 24 in the
+        default architecture (as many as the Fbank x-vector's bands; 80
+        learn no better and cost more, BENCHMARKS.md), 80 in the paper's.
     sinc_kernel_size : int
         SincNet filter length (odd).
     sinc_stride : int, optional
@@ -155,7 +159,7 @@ class SincTDNN(nn.Module):
     >>> model(wavs).shape
     torch.Size([2, 1, 512])
     >>> model.n_frames(48000), model.sincnet.n_filters
-    (296, 80)
+    (296, 24)
     >>> alone = model(wavs[1:, :32000])
     >>> padded = model(wavs, lengths=torch.tensor([1.0, 2 / 3]))[1:]
     >>> torch.allclose(alone, padded, atol=1e-4)
@@ -169,7 +173,7 @@ class SincTDNN(nn.Module):
         self,
         sample_rate=16000,
         front_end=None,
-        sinc_filters=80,
+        sinc_filters=None,
         sinc_kernel_size=251,
         sinc_stride=None,
         sinc_frequency_unit=None,
@@ -197,6 +201,7 @@ class SincTDNN(nn.Module):
             )
         given = {
             "front_end": front_end,
+            "sinc_filters": sinc_filters,
             "tdnn_norm": tdnn_norm,
             "compression": compression,
             "sinc_stride": sinc_stride,
@@ -232,7 +237,9 @@ class SincTDNN(nn.Module):
         self.options = options
         self.waveform_norm = MaskedInstanceNorm1d(1)
         sincnet = SincNet(
-            n_filters=_scaled(sinc_filters, options["front_end_scale"]),
+            n_filters=_scaled(
+                options["sinc_filters"], options["front_end_scale"]
+            ),
             kernel_size=sinc_kernel_size,
             stride=options["sinc_stride"],
             sample_rate=sample_rate,
