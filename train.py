@@ -44,13 +44,13 @@ from recipes.voxceleb_prepare import trial_list_path
 from speaker_metric_learning.augment import waveform_augmenter
 from speaker_metric_learning.brain import NonFiniteLossError, SpeakerBrain
 from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
+from speaker_metric_learning.command_line import exit_on
 from speaker_metric_learning.data import (
     AudioReadError,
     check_data_csv,
     evaluation_dataset,
     training_dataset,
 )
-from speaker_metric_learning.export import load_pretrained_embedding_model
 from speaker_metric_learning.hyperparams import (
     HparamsError,
     load_hparams,
@@ -59,6 +59,7 @@ from speaker_metric_learning.hyperparams import (
     resolved_hparams_text,
 )
 from speaker_metric_learning.layout import audio_root
+from speaker_metric_learning.model_io import load_pretrained_embedding_model
 from speaker_metric_learning.run_guard import (
     RunGuardError,
     check_options,
@@ -67,9 +68,11 @@ from speaker_metric_learning.run_guard import (
 )
 from speaker_metric_learning.sampling import BatchShare
 from speaker_metric_learning.scoring.cli import trial_audio
-from speaker_metric_learning.scoring.compare import evaluate_scores
-from speaker_metric_learning.scoring.embeddings import extract_embeddings
-from speaker_metric_learning.scoring.trials import cosine_scores, read_trials
+from speaker_metric_learning.scoring.evaluation import (
+    evaluate,
+    evaluation_settings,
+)
+from speaker_metric_learning.scoring.trials import read_trials
 
 logger = logging.getLogger(__name__)
 
@@ -308,41 +311,6 @@ def fresh_listing(hparams, name):
     return listing
 
 
-def error_line(error):
-    """The one-line message for an error that stops the recipe.
-
-    An error raised in a DataLoader worker process reaches the main
-    process with the worker's traceback in its message; only the original
-    message is kept.
-
-    Arguments
-    ---------
-    error : Exception
-        The error.
-
-    Returns
-    -------
-    str
-        ``error: <message>``.
-
-    Example
-    -------
-    >>> error_line(ValueError("bad"))
-    'error: bad'
-    >>> error_line(ValueError(
-    ...     "Caught ValueError in DataLoader worker process 0.\\n"
-    ...     "Original Traceback (most recent call last):\\n"
-    ...     '  File "x.py", line 1, in f\\n'
-    ...     "ValueError: file a.wav is bad\\n"))
-    'error: file a.wav is bad'
-    """
-    message = str(error)
-    if "\nOriginal Traceback" in message:
-        last = message.strip().splitlines()[-1]
-        message = last.split(": ", 1)[-1]
-    return f"error: {message}"
-
-
 def count_speakers(csv_path):
     """Number of distinct speakers of a data CSV file (checked first)."""
     check_data_csv(csv_path)
@@ -395,20 +363,24 @@ def check_evaluation(trials_file, eval_folder, eval_csvs=()):
         )
 
 
-def evaluate(brain, hparams, eval_csv, trials_file):
+def evaluate_run(brain, hparams, eval_csv, trials_file):
     """Embeds the evaluation utterances and scores the trial list."""
     trials = read_trials(trials_file)
     clipped_list = fresh_listing(hparams, "eval_clipped.txt")
     try:
-        embeddings = extract_embeddings(
+        results, _ = evaluate(
             brain.modules.embedding_model,
             evaluation_dataset(eval_csv, hparams["sample_rate"], clipped_list),
-            batch_size=hparams["eval_batch_size"],
-            window=hparams["eval_window_seconds"],
-            step=hparams["eval_step_seconds"],
-            max_seconds=hparams["eval_max_seconds"],
-            sample_rate=hparams["sample_rate"],
+            trials,
+            hparams["output_folder"],
+            hparams["experiment"],
+            extra={
+                "hparams": os.path.join(
+                    hparams["output_folder"], "hyperparams.yaml"
+                )
+            },
             device=brain.device,
+            **evaluation_settings(hparams),
         )
     except AudioReadError as error:
         raise AudioReadError(
@@ -420,17 +392,6 @@ def evaluate(brain, hparams, eval_csv, trials_file):
         clipped_list,
         "%d evaluation utterances look clipped (at least 1 %% of their "
         "samples at full scale) and were used as they are: listed in %s",
-    )
-    results = evaluate_scores(
-        cosine_scores(trials, embeddings),
-        trials,
-        hparams["output_folder"],
-        hparams["experiment"],
-        extra={
-            "hparams": os.path.join(
-                hparams["output_folder"], "hyperparams.yaml"
-            )
-        },
     )
     min_dcf = results["min_dcf"][0]
     interval = results["eer"]["ci"]
@@ -581,24 +542,17 @@ def main(argv):
     if trials_file is None:
         logger.warning("No --trials_file: training done, nothing evaluated.")
         return None
-    return evaluate(brain, hparams, eval_csv, trials_file)
+    return evaluate_run(brain, hparams, eval_csv, trials_file)
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except KeyboardInterrupt:
-        print(
-            "interrupted: run the same command again to resume from the "
-            "last checkpoint",
-            file=sys.stderr,
-        )
-        sys.exit(130)
-    except (
+    with exit_on(
         AudioReadError,
         HparamsError,
         NonFiniteLossError,
         OSError,
         ValueError,
-    ) as error:
-        sys.exit(error_line(error))
+        interrupted="interrupted: run the same command again to resume from "
+        "the last checkpoint",
+    ):
+        main(sys.argv[1:])

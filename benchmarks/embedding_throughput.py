@@ -50,7 +50,8 @@ from speechbrain.processing.features import InputNormalization
 
 from benchmarks.sincnet_speed import interleaved_medians
 from speaker_metric_learning.data import read_audio
-from speaker_metric_learning.export import export_model, load_exported
+from speaker_metric_learning.export import export_model
+from speaker_metric_learning.model_io import load_exported
 from speaker_metric_learning.models import SincTDNN
 from speaker_metric_learning.scoring.embeddings import extract_embeddings
 from speaker_metric_learning.scoring.metrics import (

@@ -52,7 +52,7 @@ from recipes.speechbrain_scripts import (
     SPEAKER_REC,
     extract_speechbrain_files,
 )
-from speaker_metric_learning.export import weights_source
+from speaker_metric_learning.model_io import weights_source
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPTS = (

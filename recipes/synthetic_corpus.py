@@ -56,6 +56,8 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import lfilter
 from tqdm import tqdm
 
+from speaker_metric_learning.command_line import exit_on
+
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "synthetic_corpus.json"
@@ -476,10 +478,8 @@ def main(argv=None):
         "different-speaker pairs)",
     )
     args = parser.parse_args(argv)
-    try:
+    with exit_on(OSError, ValueError):
         generate_corpus(**vars(args))
-    except (OSError, ValueError) as error:
-        parser.exit(1, f"error: {error}\n")
 
 
 def _log_uniform(rng, low, high):

@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from recipes.folder_prepare import prepare_folder, split_validation
+from speaker_metric_learning.command_line import exit_on
 
 logger = logging.getLogger(__name__)
 
@@ -359,10 +360,8 @@ def main(argv=None):
     parser.add_argument("--chunk_seconds", type=float)
     parser.add_argument("--workers", type=int)
     arguments = parser.parse_args(argv)
-    try:
+    with exit_on(FileNotFoundError, ValueError):
         prepare_voxceleb(**vars(arguments))
-    except (FileNotFoundError, ValueError) as error:
-        parser.exit(1, f"error: {error}\n")
 
 
 if __name__ == "__main__":

@@ -13,15 +13,18 @@ from tiny import TINY_SCALE as SCALE
 from speaker_metric_learning import export
 from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
 from speaker_metric_learning.data import read_audio
-from speaker_metric_learning.export import (
+from speaker_metric_learning.export import export_model
+from speaker_metric_learning.hparams_safety import (
     UnsafeHyperparamsError,
     check_hyperparams_safe,
-    export_model,
+)
+from speaker_metric_learning.losses import AdditiveAngularMarginLoss
+from speaker_metric_learning.model_io import (
     load_exported,
+    load_model,
     load_pretrained_embedding_model,
     load_weights,
 )
-from speaker_metric_learning.losses import AdditiveAngularMarginLoss
 from speaker_metric_learning.models import SincTDNN
 from speaker_metric_learning.scoring.compare import load_results
 from speaker_metric_learning.scoring.embeddings import extract_embeddings
@@ -138,12 +141,44 @@ def test_embeddings_are_padding_invariant_and_deterministic(
 
 def test_the_exported_hyperparameters_pass_the_safety_check(model_folder):
     assert check_hyperparams_safe(model_folder) == [
-        "!name:speaker_metric_learning.export.load_weights",
-        "!new:speaker_metric_learning.export.PassThrough",
+        "!name:speaker_metric_learning.model_io.load_weights",
+        "!new:speaker_metric_learning.model_io.PassThrough",
         "!new:speaker_metric_learning.models.SincTDNN",
         "!new:speechbrain.dataio.preprocess.AudioNormalizer",
         "!new:speechbrain.utils.parameter_transfer.Pretrainer",
     ]
+
+
+def test_a_folder_exported_before_model_io_still_loads(model_folder, tmp_path):
+    # folders written before the model-I/O split name the weights hook and
+    # the pass-through stages in speaker_metric_learning.export
+    old = tmp_path / "old"
+    shutil.copytree(model_folder, old)
+    definition = old / "hyperparams.yaml"
+    text = definition.read_text().replace(
+        "speaker_metric_learning.model_io.", "speaker_metric_learning.export."
+    )
+    definition.write_text(text)
+    assert "!new:speaker_metric_learning.export.PassThrough" in (
+        check_hyperparams_safe(old)
+    )
+    wavs = torch.randn(2, 16000, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(
+        load_exported(old).encode_batch(wavs),
+        load_exported(model_folder).encode_batch(wavs),
+    )
+
+
+def test_a_run_loads_as_its_exported_folder(aam_run, model_folder):
+    # load_model builds a run's network from the definition an export
+    # writes, without writing a folder
+    wavs = torch.randn(2, 16000, generator=torch.Generator().manual_seed(6))
+    from_run = load_model(aam_run)
+    assert torch.equal(
+        from_run.encode_batch(wavs),
+        load_exported(model_folder).encode_batch(wavs),
+    )
+    assert not from_run.mods.embedding_model.training
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,14 @@ import ruamel.yaml
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from speaker_metric_learning.export import WEIGHTS_FILE, exported_hyperparams
 from speaker_metric_learning.hyperparams import (
     HparamsError,
     check_overrides,
     load_hparams,
     preview_hparams,
 )
+from speaker_metric_learning.inference_definition import exported_hyperparams
+from speaker_metric_learning.layout import WEIGHTS_FILE
 
 HPARAMS = pathlib.Path(__file__).parents[1] / "hparams"
 #: Options of SincTDNN, which the Fbank baselines do not have.

@@ -1,6 +1,8 @@
-"""The package's import graph, read from its source with ast: the recipe
-imports the package, never the reverse, and ``layout`` is the bottom room
-(it imports nothing of the package)."""
+"""How the code base is laid out, read from its source with ast: the
+recipe imports the package, never the reverse; ``layout`` is the bottom
+room (it imports nothing of the package); the package's imports form no
+cycle, and scoring and model I/O never import what builds on them; a file
+over 600 lines says why it is one file."""
 
 import ast
 import pathlib
@@ -49,3 +51,58 @@ def test_the_package_never_imports_the_recipe():
 def test_layout_imports_nothing_of_the_package():
     names = package_imports()[f"{PACKAGE}.layout"]
     assert not [name for name in names if name.startswith(PACKAGE)]
+
+
+def own_imports():
+    """``{module: modules of the package it imports}`` (names of modules,
+    not of the objects imported from them)."""
+    graph = package_imports()
+    modules = set(graph)
+    return {
+        module: {
+            name
+            for name in names
+            if name in modules or f"{name}.__init__" in modules
+        }
+        for module, names in graph.items()
+    }
+
+
+def find_cycle(graph):
+    """An import cycle of ``graph`` as ``[a, b, ..., a]``, or None."""
+    finished, path = set(), []
+
+    def visit(module):
+        if module in path:
+            return path[path.index(module) :] + [module]
+        if module in finished:
+            return None
+        path.append(module)
+        for name in graph.get(module, ()):
+            cycle = visit(name if name in graph else f"{name}.__init__")
+            if cycle:
+                return cycle
+        path.pop()
+        finished.add(module)
+        return None
+
+    return next(filter(None, map(visit, graph)), None)
+
+
+def test_the_import_graph_has_no_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [
+        "a", "b", "c", "a"
+    ]  # fmt: skip
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+    assert find_cycle(own_imports()) is None
+
+
+def test_scoring_and_model_io_never_import_what_builds_on_them():
+    higher = {f"{PACKAGE}.{name}" for name in ("export", "model_card")}
+    for module, names in own_imports().items():
+        if module.startswith(f"{PACKAGE}.scoring") or module.endswith(
+            ".model_io"
+        ):
+            assert not names & higher, f"{module} imports {names & higher}"
+    model_io = own_imports()[f"{PACKAGE}.model_io"]
+    assert not [n for n in model_io if n.startswith(f"{PACKAGE}.scoring")]

@@ -29,6 +29,7 @@ import train
 from recipes import folder_prepare, synthetic_corpus, voxceleb_prepare
 from speaker_metric_learning import export
 from speaker_metric_learning.brain import NonFiniteLossError, SpeakerBrain
+from speaker_metric_learning.command_line import EXIT_ERROR, error_line
 from speaker_metric_learning.data import (
     AudioReadError,
     RandomChunker,
@@ -171,7 +172,7 @@ def test_worker_errors_lose_the_worker_traceback(tmp_path):
     with pytest.raises(AudioReadError) as raised:
         next(iter(loader))
     assert "Original Traceback" in str(raised.value)
-    line = train.error_line(raised.value)
+    line = error_line(raised.value)
     assert line.startswith(f"error: cannot read audio file {bad}: ")
     assert "\n" not in line
 
@@ -323,7 +324,9 @@ def test_scoring_command_line_gives_one_error_line(
         path.mkdir()
     elif content is not None:
         path.write_text(content)
-    assert cli.main(["fingerprint", str(path)]) == 2
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["fingerprint", str(path)])
+    assert exited.value.code == EXIT_ERROR
     error = capsys.readouterr().err
     assert error.startswith("error: ") and message in error
     assert str(path) in error and len(error.strip().splitlines()) == 1
@@ -502,7 +505,7 @@ def test_unreadable_evaluation_file_says_what_to_do(corpus, tmp_path):
     write_wav(bad, [0.1] * 4000 + [np.nan] + [0.1] * 4000)
     with pytest.raises(AudioReadError) as raised:
         train.main(run)
-    message = train.error_line(raised.value)
+    message = error_line(raised.value)
     assert str(bad) in message and "run the same command again" in message
     # training was not repeated by the second run
     assert (
@@ -534,7 +537,7 @@ def test_non_finite_loss_stops_with_the_batch_and_keeps_the_checkpoint(
     monkeypatch.setattr(SpeakerBrain, "compute_objectives", nan_in_epoch_2)
     with pytest.raises(NonFiniteLossError) as raised:
         train.main(arguments)
-    message = train.error_line(raised.value)
+    message = error_line(raised.value)
     assert "loss is nan on the batch of utterances spk" in message
     checkpoints = sorted((tmp_path / "save").glob("CKPT+*"))
     assert len(checkpoints) == 1

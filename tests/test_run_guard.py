@@ -15,8 +15,9 @@ from tiny import TINY_RUN
 
 import train
 from speaker_metric_learning import export
+from speaker_metric_learning.command_line import EXIT_ERROR, EXIT_USAGE
 from speaker_metric_learning.run_guard import LOCK_FILE, RunGuardError
-from speaker_metric_learning.scoring import cli
+from speaker_metric_learning.scoring import cli, evaluation
 
 ROOT = pathlib.Path(__file__).parents[1]
 
@@ -174,7 +175,9 @@ def test_outputs_never_replace_a_runs_own_files(run, tmp_path, capsys):
         ["score-file", str(scores), "--trials", str(trials), "-o", str(run)],
         ["compare", str(run), "-o", str(run)],
     ):
-        assert cli.main(command) == 2
+        with pytest.raises(SystemExit) as exited:
+            cli.main(command)
+        assert exited.value.code == EXIT_ERROR
         assert "is a train.py run folder" in capsys.readouterr().err
     assert (run / "hyperparams.yaml").read_bytes() == record
     assert (run / "results.json").read_bytes() == results
@@ -217,22 +220,23 @@ def test_trial_lists_are_checked_before_training(
     assert nothing_prepared(tmp_path / "out")
 
 
-def test_scoring_exits_2_on_any_refused_input(run, corpus, monkeypatch, capsys):
+def test_scoring_exits_1_on_any_refused_input(run, corpus, monkeypatch, capsys):
     def fails(*args, **kwargs):
         raise RuntimeError("embedding failed")
 
-    monkeypatch.setattr(cli, "extract_embeddings", fails)
-    status = cli.main(
-        [
-            "score-model",
-            str(run),
-            "--eval_folder",
-            str(corpus / "dev" / "wav"),
-            "--trials",
-            str(corpus / "dev" / "trials.txt"),
-        ]
-    )
-    assert status == 2
+    monkeypatch.setattr(evaluation, "extract_embeddings", fails)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(
+            [
+                "score-model",
+                str(run),
+                "--eval_folder",
+                str(corpus / "dev" / "wav"),
+                "--trials",
+                str(corpus / "dev" / "trials.txt"),
+            ]
+        )
+    assert exited.value.code == EXIT_ERROR
     error = capsys.readouterr().err.strip().splitlines()
     assert error[-1] == "error: embedding failed"
     for option in (["--window", "0"], ["--window", "3", "--step", "-0.1"]):
@@ -248,7 +252,7 @@ def test_scoring_exits_2_on_any_refused_input(run, corpus, monkeypatch, capsys):
                     *option,
                 ]
             )
-        assert raised.value.code == 2
+        assert raised.value.code == EXIT_USAGE
         assert "must be > 0" in capsys.readouterr().err
 
 

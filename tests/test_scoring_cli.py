@@ -1,12 +1,10 @@
 """The ``score-model`` command on a tiny trained and exported model."""
 
-# The fixtures of test_export are imported, and named as test arguments.
-# ruff: noqa: F811
-
 import numpy as np
 
 from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
-from speaker_metric_learning.export import load_exported
+from speaker_metric_learning.command_line import EXIT_ERROR
+from speaker_metric_learning.model_io import load_exported
 from speaker_metric_learning.scoring.cli import main
 from speaker_metric_learning.scoring.compare import load_results
 from speaker_metric_learning.scoring.trials import read_trials
@@ -18,21 +16,23 @@ DELTA = 1e-6
 def score_model(corpus, model, *options, trials=None):
     """Runs ``score-model`` on the dev trials; returns the exit status."""
     trials = trials or corpus / "dev" / "trials.txt"
-    return main(
-        [
-            "score-model",
-            str(model),
-            "--eval_folder",
-            str(corpus / "dev" / "wav"),
-            "--trials",
-            str(trials),
-            "--bootstrap",
-            "0",
-            "--batch_size",
-            "3",
-            *options,
-        ]
-    )
+    command = [
+        "score-model",
+        str(model),
+        "--eval_folder",
+        str(corpus / "dev" / "wav"),
+        "--trials",
+        str(trials),
+        "--bootstrap",
+        "0",
+        "--batch_size",
+        "3",
+        *options,
+    ]
+    try:
+        return main(command)
+    except SystemExit as stop:
+        return stop.code
 
 
 def saved_scores(folder):
@@ -148,7 +148,7 @@ def test_a_missing_audio_file_is_one_error_naming_it_and_its_line(
     trials.write_text(
         "\n".join([*lines, "0 spk0999/none.wav " + lines[0].split()[1]])
     )
-    assert score_model(corpus, model_folder, trials=trials) == 2
+    assert score_model(corpus, model_folder, trials=trials) == EXIT_ERROR
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1
     assert "spk0999/none" in error and f"{trials}, line 3" in error
@@ -159,5 +159,5 @@ def test_top_k_without_a_cohort_is_refused(
     model_folder,
     capsys,
 ):
-    assert score_model(corpus, model_folder, "--top_k", "2") == 2
+    assert score_model(corpus, model_folder, "--top_k", "2") == EXIT_ERROR
     assert "--top_k needs --cohort_folder" in capsys.readouterr().err

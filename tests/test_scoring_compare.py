@@ -10,6 +10,7 @@ import pytest
 import torch
 from speechbrain.utils.metric_stats import minDCF
 
+from speaker_metric_learning.command_line import EXIT_ERROR
 from speaker_metric_learning.scoring.cli import main
 from speaker_metric_learning.scoring.compare import (
     compare_results,
@@ -153,8 +154,9 @@ def test_command_line_reports_bad_input_in_one_line(tmp_path, capsys):
     lines = score_file.read_text().splitlines()
     lines[3] = "nan " + lines[3].split(" ", 1)[1]
     score_file.write_text("\n".join(lines))
-    status = main(["score-file", str(score_file), "--trials", str(trial_file)])
-    assert status == 2
+    with pytest.raises(SystemExit) as exited:
+        main(["score-file", str(score_file), "--trials", str(trial_file)])
+    assert exited.value.code == EXIT_ERROR
     error = capsys.readouterr().err
     assert error.startswith("error: ") and "line 4: the score 'nan'" in error
 

@@ -23,7 +23,6 @@ from speechbrain.utils.metric_stats import MetricStats
 
 from speaker_metric_learning.brain import pairwise_eer
 from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
-from speaker_metric_learning.export import PassThrough
 from speaker_metric_learning.losses import (
     AdditiveAngularMarginLoss,
     CenterLoss,
@@ -31,6 +30,7 @@ from speaker_metric_learning.losses import (
     SoftmaxLoss,
     TripletLoss,
 )
+from speaker_metric_learning.model_io import PassThrough
 from speaker_metric_learning.speechbrain_recipe import (
     LossCost,
     LossHead,

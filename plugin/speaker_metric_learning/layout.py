@@ -49,6 +49,12 @@ LAYOUTS = (
 HYPERPARAMS_FILE = "hyperparams.yaml"
 #: The embedding network's state dict, in a checkpoint or a model folder.
 WEIGHTS_FILE = "embedding_model.ckpt"
+#: The training speakers of a run (in save/) or of a model folder.
+LABEL_ENCODER_FILE = "label_encoder.txt"
+#: The description of an exported model folder.
+MODEL_CARD_FILE = "MODEL_CARD.md"
+#: The waveform -> embedding ONNX graph of an exported model folder.
+ONNX_FILE = "embedding_model.onnx"
 
 
 def utterance_id(path):

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from speaker_metric_learning.command_line import exit_on
 from speaker_metric_learning.layout import WEIGHTS_FILE
 
 
@@ -611,14 +612,12 @@ def main(argv=None):
     parser.add_argument("--kernel_size", type=int, default=251)
     parser.add_argument("--sample_rate", type=int, default=16000)
     args = parser.parse_args(argv)
-    try:
+    with exit_on(FileNotFoundError, ValueError):
         sincnet = load_sincnet(
             args.checkpoint,
             kernel_size=args.kernel_size,
             sample_rate=args.sample_rate,
         )
-    except (FileNotFoundError, ValueError) as error:
-        parser.exit(1, f"error: {error}\n")
     plot_filters(sincnet, args.output)
 
 

@@ -22,7 +22,7 @@ yaml alone (``hparams/speechbrain_recipe/``):
   :class:`PairVerificationStats` (the EER of all pairs of validation
   chunks) for any loss;
 - ``compute_features`` and ``mean_var_norm``:
-  :class:`~speaker_metric_learning.export.PassThrough`, so that ``SincTDNN``
+  :class:`~speaker_metric_learning.model_io.PassThrough`, so that ``SincTDNN``
   receives the waveforms.
 
 The script draws its batches with a plain shuffled sampler: a pair loss sees

@@ -43,8 +43,8 @@ on the same trial list (``compare FOLDER FOLDER/snorm`` tabulates both).
 
 import argparse
 import pathlib
-import sys
 
+from speaker_metric_learning.command_line import exit_on
 from speaker_metric_learning.data import read_audio
 from speaker_metric_learning.layout import (
     AUDIO_EXTENSIONS,
@@ -54,17 +54,15 @@ from speaker_metric_learning.layout import (
 from speaker_metric_learning.run_guard import refuse_run_folder
 from speaker_metric_learning.scoring.compare import (
     compare_results,
-    compute_results,
-    evaluate_scores,
     format_table,
 )
 from speaker_metric_learning.scoring.embeddings import extract_embeddings
+from speaker_metric_learning.scoring.evaluation import evaluate, measure
 from speaker_metric_learning.scoring.normalization import (
     normalized_cosine_scores,
     speaker_centroids,
 )
 from speaker_metric_learning.scoring.trials import (
-    cosine_scores,
     read_scores,
     read_trials,
 )
@@ -170,7 +168,8 @@ def main(argv=None):
     0
     """
     args = build_parser().parse_args(argv)
-    try:
+    # OSError, ValueError, RuntimeError: AudioReadError among them
+    with exit_on(OSError, ValueError, RuntimeError):
         if getattr(args, "output", None) is not None:
             refuse_run_folder(args.output, "results")
         if args.command == "fingerprint":
@@ -182,9 +181,6 @@ def main(argv=None):
         else:
             print(compare_results(args.folders, args.output))
             print(f"\nWrote {pathlib.Path(args.output) / 'comparison.md'}")
-    except (OSError, ValueError, RuntimeError) as error:  # AudioReadError
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     return 0
 
 
@@ -196,22 +192,16 @@ def _score_file(args):
     speakers = None
     if args.resample_speakers:
         speakers = [utterance.split("/")[0] for utterance in trials.enrol]
-    settings = {
-        "scores": scores,
-        "trials": trials,
-        "system_name": args.name or pathlib.Path(args.scores).stem,
-        "speakers": speakers,
-        "n_replicates": args.bootstrap,
-        "seed": args.seed,
-    }
-    if args.output is None:
-        results = compute_results(**settings)
-    else:
-        results = evaluate_scores(
-            output_folder=args.output,
-            extra={"scores_file": str(args.scores)},
-            **settings,
-        )
+    results = measure(
+        scores,
+        trials,
+        args.output,
+        args.name or pathlib.Path(args.scores).stem,
+        speakers=speakers,
+        n_replicates=args.bootstrap,
+        seed=args.seed,
+        extra={"scores_file": str(args.scores)},
+    )
     print(format_table([results]))
     if args.output is not None:
         print(f"\nWrote {pathlib.Path(args.output) / 'results.json'}")
@@ -407,7 +397,7 @@ both target and non-target trials.
 def _score_model(args):
     """The ``score-model`` command."""
     # Imported here: SpeechBrain's inference modules load slowly.
-    from speaker_metric_learning.export import load_model, weights_source
+    from speaker_metric_learning.model_io import load_model, weights_source
 
     trials = read_trials(args.trials)
     print(trials.fingerprint)
@@ -425,11 +415,6 @@ def _score_model(args):
         "sample_rate": sample_rate,
         "cache_dir": args.cache_dir,
     }
-    embeddings = extract_embeddings(
-        model,
-        _AudioFiles(trials.utterances, paths, sample_rate),
-        **settings,
-    )
     name = args.name or pathlib.Path(args.model).resolve().name
     extra = {
         "model": str(args.model),
@@ -437,7 +422,21 @@ def _score_model(args):
         "window": args.window,
         "step": args.step,
     }
-    systems = [(name, cosine_scores(trials, embeddings), args.output, extra)]
+    common = {"n_replicates": args.bootstrap, "seed": args.seed}
+    results, embeddings = evaluate(
+        model,
+        _AudioFiles(trials.utterances, paths, sample_rate),
+        trials,
+        args.output,
+        name,
+        extra,
+        **common,
+        **settings,
+    )
+    if args.output is not None:
+        args.output = pathlib.Path(args.output)
+        print(f"Wrote {args.output / 'results.json'}")
+    all_results = [results]
     if args.cohort_folder is not None:
         pairs = cohort_files(args.cohort_folder, args.cohort_utterances)
         ids = [str(path) for _, path in pairs]
@@ -453,31 +452,20 @@ def _score_model(args):
             trials, embeddings, cohort, args.top_k
         )
         method = "snorm" if args.top_k is None else f"asnorm-top{args.top_k}"
-        folder = None
-        if args.output is not None:
-            folder = pathlib.Path(args.output) / method
         cohort_extra = {
+            **extra,
             "normalization": method,
             "cohort_folder": str(args.cohort_folder),
             "cohort_speakers": len(speakers),
             "cohort_utterances": len(pairs),
         }
-        systems.append(
-            (f"{name} {method}", normalized, folder, {**extra, **cohort_extra})
-        )
-    all_results = []
-    for system_name, scores, folder, metadata in systems:
-        common = {
-            "scores": scores,
-            "trials": trials,
-            "system_name": system_name,
-            "n_replicates": args.bootstrap,
-            "seed": args.seed,
-            "extra": metadata,
-        }
-        if folder is None:
-            all_results.append(compute_results(**common))
-        else:
-            all_results.append(evaluate_scores(output_folder=folder, **common))
-            print(f"Wrote {pathlib.Path(folder) / 'results.json'}")
+        folder = None if args.output is None else args.output / method
+        all_results.append(
+            measure(
+                normalized, trials, folder, f"{name} {method}",
+                extra=cohort_extra, **common,
+            )
+        )  # fmt: skip
+        if folder is not None:
+            print(f"Wrote {folder / 'results.json'}")
     print(format_table(all_results))
