@@ -461,7 +461,7 @@ def embedding_architecture(source, allowed=SAFE_TARGETS):
 
     Example
     -------
-    >>> import os, tempfile
+    >>> import os, tempfile, ruamel.yaml
     >>> node = ruamel.yaml.YAML().load(
     ...     "m: !new:speaker_metric_learning.models.SincTDNN {scale: 0.125}"
     ... )["m"]
