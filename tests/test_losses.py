@@ -89,11 +89,6 @@ def test_statistics_are_python_floats(loss_class):
     )
 
 
-def test_every_loss_declares_cosine_scoring():
-    for loss_class in CLASSIFICATION_LOSSES:
-        assert loss_class.scoring == "cosine"
-
-
 # ------------------------------------------------------- hand-computed values
 
 
@@ -392,7 +387,6 @@ def test_contrastive_by_hand():
     assert statistics["mean_negative_distance"] == pytest.approx(negatives)
     assert statistics["pairs"] == 12.0  # ordered pairs
     assert statistics["margin"] == 0.5
-    assert loss.scoring == "euclidean"
 
 
 @pytest.mark.parametrize("distance", ["cosine", "euclidean"])
@@ -597,7 +591,6 @@ def test_pair_statistics_keys(loss_class, distance, miner):
         "margin",
     } <= set(loss.statistics)
     assert all(type(v) is float for v in loss.statistics.values())
-    assert loss.scoring == distance
 
 
 # ================================================================= schedules

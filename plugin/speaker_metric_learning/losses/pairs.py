@@ -35,8 +35,13 @@ class PairLoss(MetricLoss):
     """Base class of the pair losses: distances, mining and statistics.
 
     Subclasses implement ``loss_from_distances(distances, labels)``
-    returning ``(loss, statistics)``. The scoring geometry (``scoring``) is
-    the training distance.
+    returning ``(loss, statistics)``.
+
+    Validation (the EER that ``SpeakerBrain`` reports) and evaluation
+    (``train.py``, ``scoring score-model``) score trials by cosine
+    similarity whatever ``distance`` is: with ``"euclidean"`` the embeddings
+    are scored in another geometry than the one they were trained in, and
+    ``train.py`` warns.
 
     Arguments
     ---------
@@ -56,8 +61,8 @@ class PairLoss(MetricLoss):
     >>> x = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]])
     >>> loss(x, torch.tensor([0, 0, 1]))  # 2 * (5 + 1 + sqrt(18)) / 9
     tensor(2.2761)
-    >>> loss.scoring, loss.statistics["mean_positive_distance"]
-    ('euclidean', 5.0)
+    >>> loss.statistics["mean_positive_distance"]
+    5.0
     """
 
     def __init__(self, margin=0.4, distance="cosine", miner=None):
@@ -67,7 +72,6 @@ class PairLoss(MetricLoss):
             raise ValueError(f"margin must be non-negative, got {margin}")
         self.margin = margin
         self.distance = distance
-        self.scoring = distance
         self.miner = AllMiner() if miner is None else miner
 
     def compute_loss(self, embeddings, labels):
