@@ -30,15 +30,26 @@ SINCTDNN_OPTIONS = {
     "filterbank_std_norm",
 }
 #: The training recipes, and the entries in which each differs from
-#: aam.yaml, or which it leaves out (besides ``experiment``, whose entry
-#: holds the file's header).
+#: aam.yaml, which it leaves out or which it adds (besides ``experiment``,
+#: whose entry holds the file's header).
 RECIPES = {
     "aam": set(),
     "softmax": {"loss"},
     "center": {"loss"},
     "coco": {"loss"},
-    "contrastive": {"loss", "speakers_per_batch", "chunks_per_speaker"},
-    "triplet": {"loss", "speakers_per_batch", "chunks_per_speaker", "lr"},
+    "contrastive": {
+        "mining",
+        "loss",
+        "speakers_per_batch",
+        "chunks_per_speaker",
+    },
+    "triplet": {
+        "mining",
+        "loss",
+        "speakers_per_batch",
+        "chunks_per_speaker",
+        "lr",
+    },
     "xvector": {"embedding_model", *SINCTDNN_OPTIONS},
     "ecapa": {"embedding_model", "embedding_dim", *SINCTDNN_OPTIONS},
 }
@@ -114,10 +125,13 @@ def test_every_recipe_is_listed_here():
 def test_recipes_differ_only_where_their_loss_or_model_does(name):
     reference = entries(HPARAMS / "aam.yaml")
     recipe = entries(HPARAMS / f"{name}.yaml")
-    # the same entries in the same order, some perhaps left out
-    assert list(recipe) == [key for key in reference if key in recipe]
+    # the shared entries in the same order, some perhaps left out or added
+    shared = [key for key in recipe if key in reference]
+    assert shared == [key for key in reference if key in recipe]
     differing = {
-        key for key in reference if recipe.get(key) != reference[key]
+        key
+        for key in {*reference, *recipe}
+        if recipe.get(key) != reference.get(key)
     } - {"experiment"}
     # the declared differences are exactly the real ones
     assert differing == RECIPES[name]

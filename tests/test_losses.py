@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from speaker_metric_learning.losses import (
+    MINERS,
     AdditiveAngularMarginLoss,
     CenterLoss,
     CongenerousCosineLoss,
@@ -514,6 +515,19 @@ def test_contrastive_with_miner_uses_pairs_of_mined_triplets():
     assert len(mined) > 0
     assert torch.isclose(loss(x, y), sum(terms) / len(terms))
     assert loss.statistics["pairs"] == len(terms)
+
+
+def test_pair_losses_take_a_miner_by_name():
+    x, y = speaker_batch(3, 3, 4, seed=57)
+    for loss_class in (TripletLoss, PairContrastiveLoss):
+        for name, miner_class in MINERS.items():
+            named = loss_class(miner=name)
+            assert type(named.miner) is miner_class
+            given = loss_class(miner=miner_class())
+            assert torch.equal(named(x, y), given(x, y))
+        assert type(loss_class(miner=None).miner) is MINERS["all"]
+        with pytest.raises(ValueError, match="unknown miner 'hardest'"):
+            loss_class(miner="hardest")
 
 
 def test_empty_mining_gives_zero_loss_that_backpropagates():

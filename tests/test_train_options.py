@@ -1,5 +1,6 @@
 """Tiny recipe runs with the VoxCeleb-recipe options: validation split by
-speaker or by utterance, noise and reverberation augmentation, TensorBoard."""
+speaker or by utterance, noise and reverberation augmentation, TensorBoard;
+and with the training options that are off by default: triplet mining."""
 
 import pathlib
 
@@ -9,6 +10,7 @@ import soundfile as sf
 from tiny import tiny_corpus
 
 import train
+from speaker_metric_learning.losses import MINERS, Miner
 
 ROOT = pathlib.Path(__file__).parents[1]
 
@@ -23,9 +25,9 @@ def corpus(tmp_path_factory):
     )
 
 
-def tiny_run(corpus, output, *options):
+def tiny_run(corpus, output, *options, recipe="softmax"):
     return [
-        str(ROOT / "hparams" / "softmax.yaml"),
+        str(ROOT / "hparams" / f"{recipe}.yaml"),
         f"--output_folder={output}",
         f"--data_folder={corpus / 'train'}",
         "--model_scale=0.125",
@@ -148,3 +150,90 @@ def test_contradicting_data_options_are_refused_first(
             ]
         )
     assert not (tmp_path / "out").exists()
+
+
+#: Whether a triplet is kept, from ``d(a, n) - d(a, p)`` and the margin.
+MINING_RULES = {
+    "semihard": lambda gap, margin: 0 < gap <= margin,
+    "hard": lambda gap, margin: gap <= 0,
+}
+
+
+@pytest.mark.parametrize("recipe", ["triplet", "contrastive"])
+@pytest.mark.parametrize("mining", sorted(MINING_RULES))
+def test_mining_option_selects_its_triplets_in_a_run(
+    corpus, tmp_path, monkeypatch, recipe, mining
+):
+    calls, real_triplets = [], Miner.triplets
+
+    def recorded(miner, distances, labels, margin):
+        selected = real_triplets(miner, distances, labels, margin)
+        kept = set(zip(*[t.tolist() for t in selected], strict=True))
+        calls.append((miner, distances.detach(), labels, margin, kept))
+        return selected
+
+    monkeypatch.setattr(Miner, "triplets", recorded)
+    train.main(
+        tiny_run(
+            corpus,
+            tmp_path,
+            "--speakers_per_batch=3",
+            f"--mining={mining}",
+            recipe=recipe,
+        )
+    )
+    assert len(calls) == 2  # one per training batch
+    n_selected, n_triplets = 0, 0
+    for miner, distances, labels, margin, selected in calls:
+        assert type(miner) is MINERS[mining]
+        assert margin == 0.4
+        labels = labels.tolist()
+        every = [
+            (a, p, n)
+            for a in range(len(labels))
+            for p in range(len(labels))
+            for n in range(len(labels))
+            if a != p and labels[a] == labels[p] != labels[n]
+        ]
+        expected = {
+            (a, p, n)
+            for a, p, n in every
+            if MINING_RULES[mining](
+                float(distances[a, n] - distances[a, p]), margin
+            )
+        }
+        assert selected == expected
+        n_selected, n_triplets = n_selected + len(selected), len(every)
+    assert 0 < n_selected < 2 * n_triplets
+    if recipe == "triplet":  # the loss averaged over the mined triplets
+        logged = float(log_fields(tmp_path)["train triplets"])
+        assert logged == pytest.approx(n_selected / 2, rel=1e-2)
+
+
+def test_unknown_mining_is_refused_before_data_is_prepared(tmp_path):
+    with pytest.raises(ValueError, match="--mining 'hardest': use null, 'all'"):
+        train.main(
+            [
+                str(ROOT / "hparams" / "triplet.yaml"),
+                f"--output_folder={tmp_path / 'out'}",
+                "--mining=hardest",
+            ]
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_euclidean_pair_loss_warns_that_scoring_is_cosine(corpus, tmp_path):
+    recipe = (ROOT / "hparams" / "triplet.yaml").read_text()
+    assert recipe.count("    distance: cosine\n") == 1
+    euclidean = tmp_path / "euclidean.yaml"
+    euclidean.write_text(
+        recipe.replace("    distance: cosine\n", "    distance: euclidean\n")
+    )
+    warning = "TripletLoss trains with the euclidean distance, but validation"
+    for path, output, warned in (
+        (euclidean, tmp_path / "euclidean", True),
+        (ROOT / "hparams" / "triplet.yaml", tmp_path / "cosine", False),
+    ):
+        arguments = tiny_run(corpus, output, "--number_of_epochs=0")
+        train.main([str(path), *arguments[1:]])
+        assert (warning in (output / "log.txt").read_text()) is warned

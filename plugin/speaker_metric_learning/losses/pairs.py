@@ -28,7 +28,7 @@ from speaker_metric_learning.losses.distances import (
     check_distance,
     distance_matrix,
 )
-from speaker_metric_learning.losses.mining import AllMiner, same_label_pairs
+from speaker_metric_learning.losses.mining import make_miner, same_label_pairs
 
 
 class PairLoss(MetricLoss):
@@ -49,8 +49,10 @@ class PairLoss(MetricLoss):
         Non-negative margin, in distance units.
     distance : str
         ``"cosine"`` (one minus cosine similarity) or ``"euclidean"``.
-    miner : Miner, optional
-        Selects pairs or triplets; defaults to :class:`AllMiner`.
+    miner : Miner or str, optional
+        Selects pairs or triplets: a miner, or its name (``"all"``,
+        ``"hard"``, ``"semihard"``: see :func:`make_miner`); defaults to
+        :class:`AllMiner`.
 
     Example
     -------
@@ -72,7 +74,7 @@ class PairLoss(MetricLoss):
             raise ValueError(f"margin must be non-negative, got {margin}")
         self.margin = margin
         self.distance = distance
-        self.miner = AllMiner() if miner is None else miner
+        self.miner = make_miner(miner)
 
     def compute_loss(self, embeddings, labels):
         """Distance matrix, subclass loss and distance statistics.
@@ -195,8 +197,9 @@ class PairContrastiveLoss(PairLoss):
         Distance beyond which negatives stop contributing.
     distance : str
         ``"cosine"`` or ``"euclidean"``.
-    miner : Miner, optional
-        Defaults to :class:`AllMiner`.
+    miner : Miner or str, optional
+        A miner or its name (``"hard"``, ``"semihard"``); defaults to
+        :class:`AllMiner`.
 
     Example
     -------
@@ -253,8 +256,9 @@ class TripletLoss(PairLoss):
         Margin between positive and negative distances.
     distance : str
         ``"cosine"`` or ``"euclidean"``.
-    miner : Miner, optional
-        Defaults to :class:`AllMiner`.
+    miner : Miner or str, optional
+        A miner or its name (``"hard"``, ``"semihard"``); defaults to
+        :class:`AllMiner`.
     average_over : str
         ``"all"`` (default, as the reference code): mean over the selected
         triplets; ``"active"``: mean over those with a non-zero term (as
