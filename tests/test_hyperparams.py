@@ -29,14 +29,16 @@ SINCTDNN_OPTIONS = {
     "front_end_scale",
     "filterbank_std_norm",
 }
+#: The margin warm-up, which the losses without a margin do not have.
+MARGIN_WARMUP = {"margin_warmup_steps", "margin_schedule"}
 #: The training recipes, and the entries in which each differs from
 #: aam.yaml, which it leaves out or which it adds (besides ``experiment``,
 #: whose entry holds the file's header).
 RECIPES = {
     "aam": set(),
-    "softmax": {"loss"},
-    "center": {"loss"},
-    "coco": {"loss"},
+    "softmax": {"loss", *MARGIN_WARMUP},
+    "center": {"loss", *MARGIN_WARMUP},
+    "coco": {"loss", *MARGIN_WARMUP},
     "contrastive": {
         "mining",
         "loss",
@@ -162,6 +164,9 @@ def test_plain_hyperpyyaml_loads_every_recipe_for_a_brain(name, tmp_path):
     assert hparams["checkpointer"].checkpoints_dir == tmp_path / "save"
     n_classes = getattr(hparams["loss"], "n_classes", 7)
     assert n_classes == 7
+    if "margin_schedule" in hparams:
+        assert hparams["margin_schedule"].loss is hparams["loss"]
+        assert hparams["margin_schedule"].warmup_steps == 0
 
 
 #: What SpeechBrain's speaker_verification_cosine.py and

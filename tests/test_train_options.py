@@ -1,6 +1,7 @@
 """Tiny recipe runs with the VoxCeleb-recipe options: validation split by
 speaker or by utterance, noise and reverberation augmentation, TensorBoard;
-and with the training options that are off by default: triplet mining."""
+and with the training options that are off by default: triplet mining and
+the margin warm-up."""
 
 import pathlib
 
@@ -10,6 +11,7 @@ import soundfile as sf
 from tiny import tiny_corpus
 
 import train
+from speaker_metric_learning.hyperparams import HparamsError
 from speaker_metric_learning.losses import MINERS, Miner
 
 ROOT = pathlib.Path(__file__).parents[1]
@@ -41,13 +43,21 @@ def tiny_run(corpus, output, *options, recipe="softmax"):
     ]
 
 
+def epoch_fields(output):
+    """The fields of every line (epoch) of a run's train log."""
+    return [
+        dict(
+            field.strip().rsplit(": ", 1)
+            for part in line.split(" - ")
+            for field in part.split(",")
+        )
+        for line in (output / "train_log.txt").read_text().splitlines()
+    ]
+
+
 def log_fields(output):
-    (line,) = (output / "train_log.txt").read_text().splitlines()
-    return dict(
-        field.strip().rsplit(": ", 1)
-        for part in line.split(" - ")
-        for field in part.split(",")
-    )
+    (fields,) = epoch_fields(output)
+    return fields
 
 
 def test_speaker_disjoint_validation_reports_eer_only(corpus, tmp_path):
@@ -237,3 +247,33 @@ def test_euclidean_pair_loss_warns_that_scoring_is_cosine(corpus, tmp_path):
         arguments = tiny_run(corpus, output, "--number_of_epochs=0")
         train.main([str(path), *arguments[1:]])
         assert (warning in (output / "log.txt").read_text()) is warned
+
+
+def test_margin_warmup_raises_the_margin_over_its_steps(corpus, tmp_path):
+    # AAM margin 0.05 reached after 4 optimizer steps, 2 steps per epoch:
+    # the batches of epoch 1 use margins 0 and 0.0125, of epoch 2 0.025 and
+    # 0.0375, then 0.05; a run resumed after epoch 2 goes on from step 4.
+    arguments = tiny_run(
+        corpus, tmp_path, "--margin_warmup_steps=4", recipe="aam"
+    )
+    train.main([*arguments, "--number_of_epochs=2"])
+    train.main([*arguments, "--number_of_epochs=3"])
+    margins = [float(e["train margin"]) for e in epoch_fields(tmp_path)]
+    assert margins == pytest.approx([0.00625, 0.03125, 0.05], rel=1e-2)
+
+
+def test_margin_warmup_is_refused_where_there_is_no_margin(tmp_path):
+    for recipe in ("softmax", "center", "coco"):
+        with pytest.raises(
+            HparamsError,
+            match=f"unknown option --margin_warmup_steps for .*{recipe}",
+        ):
+            train.main(
+                tiny_run(
+                    ROOT,
+                    tmp_path / "out",
+                    "--margin_warmup_steps=4",
+                    recipe=recipe,
+                )
+            )
+    assert not (tmp_path / "out").exists()

@@ -13,7 +13,10 @@ Expected hyperparameters (see ``hparams/aam.yaml``): ``modules`` with
 ``batch_sampler`` given in ``train_loader_kwargs``),
 ``lr_scheduler`` (called with the epoch's watched value, registered with
 the checkpointer so that a resumed run continues its schedule),
-``margin_schedule`` (called once per optimizer step with the step count),
+``margin_schedule`` (called with the optimizer step count after each
+optimizer step, and once the checkpoint is recovered, so that a resumed
+run trains on the margin of its step: e.g.
+:class:`speaker_metric_learning.losses.LinearMarginWarmup`),
 ``wav_augment`` (``(wavs, lengths) -> (wavs, lengths)`` applied to
 training batches, e.g. :func:`speaker_metric_learning.augment.
 waveform_augmenter`), ``valid_split`` (``"speaker"``: validation speakers
@@ -166,7 +169,8 @@ class SpeakerBrain(sb.core.Brain):
 
     def on_fit_start(self):
         """Starts with empty statistics, registers the learning rate
-        scheduler with the checkpointer, then recovers the checkpoint."""
+        scheduler with the checkpointer, recovers the checkpoint, then sets
+        the margin of the recovered step."""
         scheduler = getattr(self.hparams, "lr_scheduler", None)
         if (
             scheduler is not None
@@ -175,6 +179,9 @@ class SpeakerBrain(sb.core.Brain):
         ):
             self.checkpointer.add_recoverable("lr_scheduler", scheduler)
         super().on_fit_start()
+        schedule = self._hparam("margin_schedule")
+        if schedule is not None:
+            schedule(self.optimizer_step)
         self._trim_train_log()
         self._stage_statistics = {}
         self.health = getattr(self.hparams, "health", None) or TrainingHealth()

@@ -45,6 +45,7 @@ INTEGER_OPTIONS = {
     "embedding_dim": 1,
     "checkpoints_to_keep": 1,
     "seed": 0,
+    "margin_warmup_steps": 0,
 }
 #: Options that must be finite numbers above 0.
 POSITIVE_OPTIONS = (
