@@ -82,6 +82,7 @@ COMMAND_LINE_OPTIONS = {
     "default_corpus_folder": "corpus",
     "eval_window_seconds": 3.0,
     "eval_step_seconds": 0.1,
+    "lr_annealing_factor": 0.5,
 }
 #: What SpeechBrain's Brain and our train.py take from a recipe.
 BRAIN_KEYS = (
@@ -164,6 +165,8 @@ def test_plain_hyperpyyaml_loads_every_recipe_for_a_brain(name, tmp_path):
     assert hparams["checkpointer"].checkpoints_dir == tmp_path / "save"
     n_classes = getattr(hparams["loss"], "n_classes", 7)
     assert n_classes == 7
+    assert hparams["lr_scheduler"].hyperparam_value == hparams["lr"]
+    assert hparams["lr_scheduler"].annealing_factor == 0.5
     if "margin_schedule" in hparams:
         assert hparams["margin_schedule"].loss is hparams["loss"]
         assert hparams["margin_schedule"].warmup_steps == 0

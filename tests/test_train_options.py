@@ -1,16 +1,18 @@
 """Tiny recipe runs with the VoxCeleb-recipe options: validation split by
 speaker or by utterance, noise and reverberation augmentation, TensorBoard;
-and with the training options that are off by default: triplet mining and
-the margin warm-up."""
+and with the training options that are off by default: triplet mining, the
+margin warm-up and the learning-rate annealing."""
 
 import pathlib
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from tiny import tiny_corpus
 
 import train
+from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
 from speaker_metric_learning.hyperparams import HparamsError
 from speaker_metric_learning.losses import MINERS, Miner
 
@@ -274,6 +276,38 @@ def test_margin_warmup_is_refused_where_there_is_no_margin(tmp_path):
                     tmp_path / "out",
                     "--margin_warmup_steps=4",
                     recipe=recipe,
+                )
+            )
+    assert not (tmp_path / "out").exists()
+
+
+def test_lr_annealing_lowers_the_lr_when_the_loss_stalls(corpus, tmp_path):
+    # NewBob on the training loss (no validation), through a resume after
+    # epoch 2: the scheduler's state comes back from the checkpoint.
+    arguments = tiny_run(corpus, tmp_path, "--lr_annealing_factor=0.5")
+    train.main([*arguments, "--number_of_epochs=2"])
+    train.main([*arguments, "--number_of_epochs=4"])
+    epochs = epoch_fields(tmp_path)
+    losses = [float(epoch["train loss"]) for epoch in epochs]
+    lr, expected = 0.001, [0.001]  # expected[e]: the lr of epoch e + 1
+    for previous, loss in zip([None, *losses[:-1]], losses, strict=True):
+        if previous is not None and (previous - loss) / previous < 0.0025:
+            lr *= 0.5
+        expected.append(lr)
+    assert [float(epoch["lr"]) for epoch in epochs] == expected[:4]
+    assert expected[-1] < 0.001  # the loss did stall
+    last = checkpoints_in_saving_order(tmp_path / "save")[-1].path
+    optimizer = torch.load(last / "optimizer.ckpt")
+    assert optimizer["param_groups"][0]["lr"] == expected[4]
+    assert (last / "lr_scheduler.ckpt").is_file()
+
+
+def test_lr_annealing_factor_must_be_a_fraction(tmp_path):
+    for factor, problem in (("0", "must be above 0"), ("2", r"\(0, 1\]")):
+        with pytest.raises(ValueError, match=problem):
+            train.main(
+                tiny_run(
+                    ROOT, tmp_path / "out", f"--lr_annealing_factor={factor}"
                 )
             )
     assert not (tmp_path / "out").exists()

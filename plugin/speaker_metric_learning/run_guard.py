@@ -55,6 +55,7 @@ POSITIVE_OPTIONS = (
     "eval_window_seconds",
     "eval_step_seconds",
     "eval_max_seconds",
+    "lr_annealing_factor",
 )
 #: Options that must be finite numbers from 0 up.
 NON_NEGATIVE_OPTIONS = ("weight_decay", "ckpt_interval_minutes")
@@ -65,6 +66,7 @@ NULLABLE_OPTIONS = (
     "batches_per_epoch",
     "eval_window_seconds",
     "eval_step_seconds",
+    "lr_annealing_factor",
 )
 #: Options whose change on resume leaves the trained network as it is:
 #: evaluation, data loading, logging, checkpoint cadence, more epochs.
@@ -115,6 +117,8 @@ def _number_problem(name, value):
         return "must be in [0, 1]"
     if name == "valid_fraction" and not 0 <= value < 1:
         return "must be in [0, 1)"
+    if name == "lr_annealing_factor" and value > 1:
+        return "must be in (0, 1]"
     return None
 
 
