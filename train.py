@@ -120,6 +120,43 @@ def checkable_settings(settings):
     return checkable
 
 
+def scoring_mismatch(loss):
+    """Why the trials will be scored in another geometry than the loss
+    trains in, or None.
+
+    Validation and evaluation score by cosine similarity; a pair loss with
+    ``distance: euclidean`` trains the raw (unnormalised) distances.
+
+    Arguments
+    ---------
+    loss : torch.nn.Module
+        The training loss.
+
+    Returns
+    -------
+    str or None
+        The warning to log.
+
+    Example
+    -------
+    >>> from speaker_metric_learning.losses import TripletLoss
+    >>> scoring_mismatch(TripletLoss()) is None
+    True
+    >>> print(scoring_mismatch(TripletLoss(distance="euclidean")))
+    TripletLoss trains with the euclidean distance, but validation and \
+evaluation score trials by cosine similarity: the scores do not use the \
+geometry the embeddings were trained in
+    """
+    distance = getattr(loss, "distance", "cosine")
+    if distance == "cosine":
+        return None
+    return (
+        f"{type(loss).__name__} trains with the {distance} distance, but "
+        "validation and evaluation score trials by cosine similarity: the "
+        "scores do not use the geometry the embeddings were trained in"
+    )
+
+
 def locate_data(settings):
     """Training folder, evaluation folder and trial list of this run.
 
@@ -456,6 +493,9 @@ def main(argv):
         {name: hparams[name] for name in ("loss", "chunks_per_speaker")}
     )
     sb.create_experiment_directory(hparams["output_folder"])
+    mismatch = scoring_mismatch(hparams["loss"])
+    if mismatch:
+        logger.warning(mismatch)
     if changes:
         logger.warning(
             "Resuming with changed options, which do not change the trained "

@@ -30,16 +30,29 @@ SINCTDNN_OPTIONS = {
     "front_end_scale",
     "filterbank_std_norm",
 }
+#: The margin warm-up, which the losses without a margin do not have.
+MARGIN_WARMUP = {"margin_warmup_steps", "margin_schedule"}
 #: The training recipes, and the entries in which each differs from
-#: aam.yaml, or which it leaves out (besides ``experiment``, whose entry
-#: holds the file's header).
+#: aam.yaml, which it leaves out or which it adds (besides ``experiment``,
+#: whose entry holds the file's header).
 RECIPES = {
     "aam": set(),
-    "softmax": {"loss"},
-    "center": {"loss"},
-    "coco": {"loss"},
-    "contrastive": {"loss", "speakers_per_batch", "chunks_per_speaker"},
-    "triplet": {"loss", "speakers_per_batch", "chunks_per_speaker", "lr"},
+    "softmax": {"loss", *MARGIN_WARMUP},
+    "center": {"loss", *MARGIN_WARMUP},
+    "coco": {"loss", *MARGIN_WARMUP},
+    "contrastive": {
+        "mining",
+        "loss",
+        "speakers_per_batch",
+        "chunks_per_speaker",
+    },
+    "triplet": {
+        "mining",
+        "loss",
+        "speakers_per_batch",
+        "chunks_per_speaker",
+        "lr",
+    },
     "xvector": {"embedding_model", *SINCTDNN_OPTIONS},
     "ecapa": {"embedding_model", "embedding_dim", *SINCTDNN_OPTIONS},
 }
@@ -70,6 +83,7 @@ COMMAND_LINE_OPTIONS = {
     "default_corpus_folder": "corpus",
     "eval_window_seconds": 3.0,
     "eval_step_seconds": 0.1,
+    "lr_annealing_factor": 0.5,
 }
 #: What SpeechBrain's Brain and our train.py take from a recipe.
 BRAIN_KEYS = (
@@ -115,10 +129,13 @@ def test_every_recipe_is_listed_here():
 def test_recipes_differ_only_where_their_loss_or_model_does(name):
     reference = entries(HPARAMS / "aam.yaml")
     recipe = entries(HPARAMS / f"{name}.yaml")
-    # the same entries in the same order, some perhaps left out
-    assert list(recipe) == [key for key in reference if key in recipe]
+    # the shared entries in the same order, some perhaps left out or added
+    shared = [key for key in recipe if key in reference]
+    assert shared == [key for key in reference if key in recipe]
     differing = {
-        key for key in reference if recipe.get(key) != reference[key]
+        key
+        for key in {*reference, *recipe}
+        if recipe.get(key) != reference.get(key)
     } - {"experiment"}
     # the declared differences are exactly the real ones
     assert differing == RECIPES[name]
@@ -149,6 +166,11 @@ def test_plain_hyperpyyaml_loads_every_recipe_for_a_brain(name, tmp_path):
     assert hparams["checkpointer"].checkpoints_dir == tmp_path / "save"
     n_classes = getattr(hparams["loss"], "n_classes", 7)
     assert n_classes == 7
+    assert hparams["lr_scheduler"].hyperparam_value == hparams["lr"]
+    assert hparams["lr_scheduler"].annealing_factor == 0.5
+    if "margin_schedule" in hparams:
+        assert hparams["margin_schedule"].loss is hparams["loss"]
+        assert hparams["margin_schedule"].warmup_steps == 0
 
 
 #: What SpeechBrain's speaker_verification_cosine.py and

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from speaker_metric_learning.losses import (
+    MINERS,
     AdditiveAngularMarginLoss,
     CenterLoss,
     CongenerousCosineLoss,
@@ -87,11 +88,6 @@ def test_statistics_are_python_floats(loss_class):
     assert loss.statistics["embedding_norm"] == pytest.approx(
         x.norm(dim=1).mean().item(), rel=1e-6
     )
-
-
-def test_every_loss_declares_cosine_scoring():
-    for loss_class in CLASSIFICATION_LOSSES:
-        assert loss_class.scoring == "cosine"
 
 
 # ------------------------------------------------------- hand-computed values
@@ -392,7 +388,6 @@ def test_contrastive_by_hand():
     assert statistics["mean_negative_distance"] == pytest.approx(negatives)
     assert statistics["pairs"] == 12.0  # ordered pairs
     assert statistics["margin"] == 0.5
-    assert loss.scoring == "euclidean"
 
 
 @pytest.mark.parametrize("distance", ["cosine", "euclidean"])
@@ -522,6 +517,19 @@ def test_contrastive_with_miner_uses_pairs_of_mined_triplets():
     assert loss.statistics["pairs"] == len(terms)
 
 
+def test_pair_losses_take_a_miner_by_name():
+    x, y = speaker_batch(3, 3, 4, seed=57)
+    for loss_class in (TripletLoss, PairContrastiveLoss):
+        for name, miner_class in MINERS.items():
+            named = loss_class(miner=name)
+            assert type(named.miner) is miner_class
+            given = loss_class(miner=miner_class())
+            assert torch.equal(named(x, y), given(x, y))
+        assert type(loss_class(miner=None).miner) is MINERS["all"]
+        with pytest.raises(ValueError, match="unknown miner 'hardest'"):
+            loss_class(miner="hardest")
+
+
 def test_empty_mining_gives_zero_loss_that_backpropagates():
     # the negative is far beyond positive + margin: nothing semi-hard
     x = torch.tensor([[1.0, 0.0], [1.0, 0.1], [-1.0, 0.0]], requires_grad=True)
@@ -597,7 +605,6 @@ def test_pair_statistics_keys(loss_class, distance, miner):
         "margin",
     } <= set(loss.statistics)
     assert all(type(v) is float for v in loss.statistics.values())
-    assert loss.scoring == distance
 
 
 # ================================================================= schedules

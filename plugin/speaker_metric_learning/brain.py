@@ -11,9 +11,14 @@ Expected hyperparameters (see ``hparams/aam.yaml``): ``modules`` with
 ``embedding_model`` and ``loss``; ``epoch_counter``; ``checkpointer``;
 ``train_logger``; optionally ``chunker`` (re-seeded every epoch, like a
 ``batch_sampler`` given in ``train_loader_kwargs``),
-``lr_scheduler`` (called with the epoch's watched value, registered with
+``lr_scheduler`` (called at the end of every epoch with the epoch's
+watched value and returning ``(old_lr, new_lr)``, as SpeechBrain's
+``NewBobScheduler``, which :func:`new_bob_annealing` builds; registered with
 the checkpointer so that a resumed run continues its schedule),
-``margin_schedule`` (called once per optimizer step with the step count),
+``margin_schedule`` (called with the optimizer step count after each
+optimizer step, and once the checkpoint is recovered, so that a resumed
+run trains on the margin of its step: e.g.
+:class:`speaker_metric_learning.losses.LinearMarginWarmup`),
 ``wav_augment`` (``(wavs, lengths) -> (wavs, lengths)`` applied to
 training batches, e.g. :func:`speaker_metric_learning.augment.
 waveform_augmenter`), ``valid_split`` (``"speaker"``: validation speakers
@@ -166,7 +171,8 @@ class SpeakerBrain(sb.core.Brain):
 
     def on_fit_start(self):
         """Starts with empty statistics, registers the learning rate
-        scheduler with the checkpointer, then recovers the checkpoint."""
+        scheduler with the checkpointer, recovers the checkpoint, then sets
+        the margin of the recovered step."""
         scheduler = getattr(self.hparams, "lr_scheduler", None)
         if (
             scheduler is not None
@@ -175,6 +181,9 @@ class SpeakerBrain(sb.core.Brain):
         ):
             self.checkpointer.add_recoverable("lr_scheduler", scheduler)
         super().on_fit_start()
+        schedule = self._hparam("margin_schedule")
+        if schedule is not None:
+            schedule(self.optimizer_step)
         self._trim_train_log()
         self._stage_statistics = {}
         self.health = getattr(self.hparams, "health", None) or TrainingHealth()
@@ -314,13 +323,16 @@ class SpeakerBrain(sb.core.Brain):
 
     def _end_epoch(self, epoch, train_statistics, valid_statistics):
         watched = (
-            valid_statistics["eer"] if valid_statistics else None
-        ) or train_statistics["loss"]
+            valid_statistics["eer"]
+            if valid_statistics
+            else train_statistics["loss"]
+        )
+        # the epoch's own learning rate is logged, the next one's is set
         lr = self.optimizer.param_groups[0]["lr"]
         scheduler = getattr(self.hparams, "lr_scheduler", None)
         if scheduler is not None:
-            _, lr = scheduler(watched)
-            sb.nnet.schedulers.update_learning_rate(self.optimizer, lr)
+            _, next_lr = scheduler(watched)
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, next_lr)
         self.hparams.train_logger.log_stats(
             stats_meta={"epoch": epoch, "lr": lr},
             train_stats=train_statistics,
@@ -367,6 +379,42 @@ class SpeakerBrain(sb.core.Brain):
                     device_ids=None,
                     find_unused_parameters=self.find_unused_parameters,
                 )
+
+
+def new_bob_annealing(initial_value, annealing_factor):
+    """SpeechBrain's ``NewBobScheduler`` for the Brain's ``lr_scheduler``,
+    or None (no annealing) when ``annealing_factor`` is None.
+
+    Called with each epoch's watched value (the validation EER, or the
+    training loss without validation), the scheduler multiplies the
+    learning rate by ``annealing_factor`` when that value improved by less
+    than 0.25 % on the previous epoch's.
+
+    Arguments
+    ---------
+    initial_value : float
+        The learning rate of the first epoch (the optimizer's).
+    annealing_factor : float or None
+        Factor in (0, 1] applied to the learning rate, or None.
+
+    Returns
+    -------
+    speechbrain.nnet.schedulers.NewBobScheduler or None
+        The scheduler.
+
+    Example
+    -------
+    >>> new_bob_annealing(0.001, None) is None
+    True
+    >>> scheduler = new_bob_annealing(0.001, 0.5)
+    >>> [scheduler(eer)[1] for eer in (0.30, 0.20, 0.2 * 0.999, 0.25)]
+    [0.001, 0.001, 0.0005, 0.00025]
+    """
+    if annealing_factor is None:
+        return None
+    return sb.nnet.schedulers.NewBobScheduler(
+        initial_value=initial_value, annealing_factor=annealing_factor
+    )
 
 
 def logged_epoch(line):

@@ -6,8 +6,8 @@ line instead of a traceback, a silent wrong result or a damaged run:
 * :func:`check_options`: the numeric options are numbers in their range
   (``--lr abc``, ``--number_of_epochs -1``, ``--chunk_seconds 0``,
   ``--speakers_per_batch 2.5`` are refused), the loss is one of the
-  package's losses, a pair loss gets at least two chunks per speaker, and
-  a CUDA device exists;
+  package's losses, a pair loss gets at least two chunks per speaker and
+  a miner it knows (``--mining``), and a CUDA device exists;
 * :func:`lock_output_folder`: one ``train.py`` per output folder;
 * :func:`check_resume`: a rerun on a run with checkpoints resumes it, so
   its options must be those the run was trained with. Options that do not
@@ -45,6 +45,7 @@ INTEGER_OPTIONS = {
     "embedding_dim": 1,
     "checkpoints_to_keep": 1,
     "seed": 0,
+    "margin_warmup_steps": 0,
 }
 #: Options that must be finite numbers above 0.
 POSITIVE_OPTIONS = (
@@ -54,6 +55,7 @@ POSITIVE_OPTIONS = (
     "eval_window_seconds",
     "eval_step_seconds",
     "eval_max_seconds",
+    "lr_annealing_factor",
 )
 #: Options that must be finite numbers from 0 up.
 NON_NEGATIVE_OPTIONS = ("weight_decay", "ckpt_interval_minutes")
@@ -64,6 +66,7 @@ NULLABLE_OPTIONS = (
     "batches_per_epoch",
     "eval_window_seconds",
     "eval_step_seconds",
+    "lr_annealing_factor",
 )
 #: Options whose change on resume leaves the trained network as it is:
 #: evaluation, data loading, logging, checkpoint cadence, more epochs.
@@ -114,6 +117,8 @@ def _number_problem(name, value):
         return "must be in [0, 1]"
     if name == "valid_fraction" and not 0 <= value < 1:
         return "must be in [0, 1)"
+    if name == "lr_annealing_factor" and value > 1:
+        return "must be in (0, 1]"
     return None
 
 
@@ -147,6 +152,11 @@ finite number
     ...
     speaker_metric_learning.run_guard.RunGuardError: --speakers_per_batch \
 2.5: must be a whole number >= 1
+    >>> check_options({"mining": "hardest"})
+    Traceback (most recent call last):
+    ...
+    speaker_metric_learning.run_guard.RunGuardError: --mining 'hardest': \
+use null, 'all', 'hard' or 'semihard'
     >>> check_options({"loss": TripletLoss(), "chunks_per_speaker": 1})
     Traceback (most recent call last):
     ...
@@ -165,10 +175,23 @@ per speaker in a batch
             problem = _number_problem(name, hparams[name])
             if problem:
                 raise RunGuardError(f"--{name} {hparams[name]!r}: {problem}")
+    if "mining" in hparams:
+        _check_mining(hparams["mining"])
     if "loss" in hparams:
         _check_loss(hparams["loss"], hparams.get("chunks_per_speaker"))
     if device is not None:
         _check_device(device)
+
+
+def _check_mining(mining):
+    """The ``mining`` option is null or names a miner of the pair losses."""
+    from speaker_metric_learning.losses.mining import make_miner
+
+    try:
+        make_miner(mining)
+    except ValueError as error:
+        reason = str(error).rpartition(": ")[2]
+        raise RunGuardError(f"--mining {mining!r}: {reason}") from None
 
 
 def _check_loss(loss, chunks_per_speaker):

@@ -29,11 +29,13 @@ from speaker_metric_learning.losses.distances import (
 )
 from speaker_metric_learning.losses.health import TrainingHealth
 from speaker_metric_learning.losses.mining import (
+    MINERS,
     AllMiner,
     HardNegativeMiner,
     Miner,
     SemiHardNegativeMiner,
     all_triplets,
+    make_miner,
     same_label_pairs,
 )
 from speaker_metric_learning.losses.pairs import (
@@ -44,6 +46,7 @@ from speaker_metric_learning.losses.pairs import (
 from speaker_metric_learning.losses.schedules import LinearMarginWarmup
 
 __all__ = [
+    "MINERS",
     "AdditiveAngularMarginLoss",
     "AllMiner",
     "CenterLoss",
@@ -64,5 +67,6 @@ __all__ = [
     "distance_matrix",
     "flatten_batch",
     "flatten_embeddings",
+    "make_miner",
     "same_label_pairs",
 ]

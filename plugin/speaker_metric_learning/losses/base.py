@@ -118,10 +118,6 @@ class MetricLoss(nn.Module):
     embedding L2 norm (``embedding_norm``) to the statistics and stores them
     as python floats in ``self.statistics``.
 
-    Subclasses set the class attribute ``scoring`` to the comparison the
-    embeddings are trained for (``"cosine"`` or ``"euclidean"``), so that
-    evaluation can score trials in the same geometry.
-
     Example
     -------
     >>> class MeanNorm(MetricLoss):
@@ -133,8 +129,6 @@ class MetricLoss(nn.Module):
     >>> loss.statistics
     {'embedding_norm': 5.0}
     """
-
-    scoring = "cosine"
 
     def __init__(self):
         super().__init__()

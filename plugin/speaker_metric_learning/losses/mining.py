@@ -15,6 +15,10 @@ Miners select triplets; a pair loss receives the pairs those triplets
 contain (see :meth:`Miner.pairs`), except :class:`AllMiner`, which returns
 every pair, including negatives between speakers with a single item.
 
+A pair loss takes a miner object or one of the names of :data:`MINERS`
+(see :func:`make_miner`), which is what the ``mining`` option of
+``hparams/triplet.yaml`` and ``hparams/contrastive.yaml`` passes.
+
 Authors
  * Speaker metric learning contributors 2025
 """
@@ -293,3 +297,51 @@ class SemiHardNegativeMiner(Miner):
         """
         gap = negative_distances - positive_distances
         return (gap > 0) & (gap <= margin)
+
+
+#: The miners a pair loss can be given by name (``mining`` in the recipes).
+MINERS = {
+    "all": AllMiner,
+    "hard": HardNegativeMiner,
+    "semihard": SemiHardNegativeMiner,
+}
+
+
+def make_miner(miner):
+    """The miner of a pair loss, from a miner, a name or None.
+
+    Arguments
+    ---------
+    miner : Miner or str or None
+        A miner object (returned as it is), a name of :data:`MINERS`, or
+        None for :class:`AllMiner`.
+
+    Returns
+    -------
+    Miner
+        The miner.
+
+    Raises
+    ------
+    ValueError
+        If the name is not one of :data:`MINERS`.
+
+    Example
+    -------
+    >>> type(make_miner(None)).__name__, type(make_miner("semihard")).__name__
+    ('AllMiner', 'SemiHardNegativeMiner')
+    >>> make_miner("hardest")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown miner 'hardest': use null, 'all', 'hard' or 'semihard'
+    """
+    if miner is None:
+        return AllMiner()
+    if isinstance(miner, Miner):
+        return miner
+    if not isinstance(miner, str) or miner not in MINERS:
+        *first, last = (repr(name) for name in MINERS)
+        raise ValueError(
+            f"unknown miner {miner!r}: use null, {', '.join(first)} or {last}"
+        )
+    return MINERS[miner]()

@@ -28,15 +28,20 @@ from speaker_metric_learning.losses.distances import (
     check_distance,
     distance_matrix,
 )
-from speaker_metric_learning.losses.mining import AllMiner, same_label_pairs
+from speaker_metric_learning.losses.mining import make_miner, same_label_pairs
 
 
 class PairLoss(MetricLoss):
     """Base class of the pair losses: distances, mining and statistics.
 
     Subclasses implement ``loss_from_distances(distances, labels)``
-    returning ``(loss, statistics)``. The scoring geometry (``scoring``) is
-    the training distance.
+    returning ``(loss, statistics)``.
+
+    Validation (the EER that ``SpeakerBrain`` reports) and evaluation
+    (``train.py``, ``scoring score-model``) score trials by cosine
+    similarity whatever ``distance`` is: with ``"euclidean"`` the embeddings
+    are scored in another geometry than the one they were trained in, and
+    ``train.py`` warns.
 
     Arguments
     ---------
@@ -44,8 +49,10 @@ class PairLoss(MetricLoss):
         Non-negative margin, in distance units.
     distance : str
         ``"cosine"`` (one minus cosine similarity) or ``"euclidean"``.
-    miner : Miner, optional
-        Selects pairs or triplets; defaults to :class:`AllMiner`.
+    miner : Miner or str, optional
+        Selects pairs or triplets: a miner, or its name (``"all"``,
+        ``"hard"``, ``"semihard"``: see :func:`make_miner`); defaults to
+        :class:`AllMiner`.
 
     Example
     -------
@@ -56,8 +63,8 @@ class PairLoss(MetricLoss):
     >>> x = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]])
     >>> loss(x, torch.tensor([0, 0, 1]))  # 2 * (5 + 1 + sqrt(18)) / 9
     tensor(2.2761)
-    >>> loss.scoring, loss.statistics["mean_positive_distance"]
-    ('euclidean', 5.0)
+    >>> loss.statistics["mean_positive_distance"]
+    5.0
     """
 
     def __init__(self, margin=0.4, distance="cosine", miner=None):
@@ -67,8 +74,7 @@ class PairLoss(MetricLoss):
             raise ValueError(f"margin must be non-negative, got {margin}")
         self.margin = margin
         self.distance = distance
-        self.scoring = distance
-        self.miner = AllMiner() if miner is None else miner
+        self.miner = make_miner(miner)
 
     def compute_loss(self, embeddings, labels):
         """Distance matrix, subclass loss and distance statistics.
@@ -191,8 +197,9 @@ class PairContrastiveLoss(PairLoss):
         Distance beyond which negatives stop contributing.
     distance : str
         ``"cosine"`` or ``"euclidean"``.
-    miner : Miner, optional
-        Defaults to :class:`AllMiner`.
+    miner : Miner or str, optional
+        A miner or its name (``"hard"``, ``"semihard"``); defaults to
+        :class:`AllMiner`.
 
     Example
     -------
@@ -249,8 +256,9 @@ class TripletLoss(PairLoss):
         Margin between positive and negative distances.
     distance : str
         ``"cosine"`` or ``"euclidean"``.
-    miner : Miner, optional
-        Defaults to :class:`AllMiner`.
+    miner : Miner or str, optional
+        A miner or its name (``"hard"``, ``"semihard"``); defaults to
+        :class:`AllMiner`.
     average_over : str
         ``"all"`` (default, as the reference code): mean over the selected
         triplets; ``"active"``: mean over those with a non-zero term (as

@@ -7,12 +7,12 @@ a function of the optimizer step the Brain passes in, so resuming from a
 checkpoint (SpeechBrain saves ``Brain.optimizer_step``) gives back the same
 margin.
 
-From a Brain, call it with the number of optimizer steps done, e.g. after
-each optimizer step::
-
-    def on_fit_batch_end(self, batch, outputs, loss, should_step):
-        if should_step:
-            self.hparams.margin_schedule(self.optimizer_step)
+:class:`~speaker_metric_learning.brain.SpeakerBrain` calls the recipe's
+``margin_schedule`` with the number of optimizer steps done, after each
+optimizer step and once the checkpoint is recovered; the recipes build a
+:class:`LinearMarginWarmup` whose ``warmup_steps`` is their top-level
+``margin_warmup_steps`` (0 by default: the margin stays as the loss sets
+it).
 
 Authors
  * Speaker metric learning contributors 2025
@@ -30,10 +30,12 @@ class LinearMarginWarmup:
     ---------
     loss : torch.nn.Module
         Any loss with a ``margin`` attribute.
-    final_margin : float
-        Margin after the warm-up, in the loss's units (radians for AAM).
+    final_margin : float, optional
+        Margin after the warm-up, in the loss's units (radians for AAM);
+        by default the loss's margin when the schedule is created.
     warmup_steps : int
-        Number of steps of the warm-up (0: ``final_margin`` at once).
+        Number of steps of the warm-up (0: ``final_margin`` at once, i.e.
+        no warm-up).
     initial_margin : float
         Margin at step 0.
 
@@ -48,13 +50,20 @@ class LinearMarginWarmup:
     [0.05, 0.1, 0.2, 0.2]
     >>> loss.margin
     0.2
+    >>> _ = LinearMarginWarmup(loss, warmup_steps=0)  # no warm-up
+    >>> loss.margin
+    0.2
     """
 
-    def __init__(self, loss, final_margin, warmup_steps, initial_margin=0.0):
+    def __init__(
+        self, loss, final_margin=None, warmup_steps=0, initial_margin=0.0
+    ):
         if not hasattr(loss, "margin"):
             raise ValueError(
                 f"{type(loss).__name__} has no margin attribute to schedule"
             )
+        if final_margin is None:
+            final_margin = loss.margin
         if warmup_steps < 0:
             raise ValueError(
                 f"warmup_steps must be non-negative, got {warmup_steps}"
