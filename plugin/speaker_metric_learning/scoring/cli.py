@@ -58,16 +58,13 @@ from speaker_metric_learning.scoring.compare import (
     evaluate_scores,
     format_table,
 )
+from speaker_metric_learning.scoring.cosine import cosine_scores
 from speaker_metric_learning.scoring.embeddings import extract_embeddings
 from speaker_metric_learning.scoring.normalization import (
     normalized_cosine_scores,
     speaker_centroids,
 )
-from speaker_metric_learning.scoring.trials import (
-    cosine_scores,
-    read_scores,
-    read_trials,
-)
+from speaker_metric_learning.scoring.trials import read_scores, read_trials
 
 
 def _number(kind, low, strict):
