@@ -32,9 +32,29 @@ holding anything else is never touched (``FileExistsError``). The corpus is
 written in a temporary sibling folder and moved into place at the end, so an
 interrupted run never leaves a half-written corpus behind a valid manifest.
 
+The synthesis shapes the glottal source, and adds noise, in the short-time
+spectral domain, with transforms written here with numpy (``_stft``,
+``_istft``: Hann windows, hop a quarter window, every sample under four
+frames), which take 1.9-2.1 times less time than the legacy
+``scipy.signal.stft``/``istft`` and 6.7-8.1 times less than
+``scipy.signal.ShortTimeFFT`` with the same window, hop and frames (the
+whole synthesis would be 1.01-1.09 and 1.5-1.7 times slower with them;
+``benchmarks/handwritten_speedups.py`` in BENCHMARKS.md, "Hand-written
+speed-ups"). They are kept because scipy's transforms round differently (by
+up to 8.5e-6 on spectra of magnitude up to 53): about one 16-bit sample in
+10,000 of every file would change, and with it the corpus and the default
+run's EER.
+
 Command line::
 
     python -m recipes.synthetic_corpus OUT_DIR [--seed 1234] [...]
+
+One file: the generator is one seeded procedure, from the speaker's voice
+through content, pitch, source, vocal tract and channel to the WAV files,
+the trial list and the manifest, and ``GENERATOR_VERSION`` stamps all of
+it: a change to any step changes the corpus and must increase that
+version, which is easy to see when the whole procedure is in one file and
+easy to miss when it is spread over several.
 
 Authors
  * Speaker metric learning contributors 2025

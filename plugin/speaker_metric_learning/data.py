@@ -15,6 +15,13 @@ Audio is read with ``soundfile`` (only the requested frames are decoded),
 mixed down to mono and resampled when the file's rate differs from the
 model's.
 
+One file: it is the one path from a CSV row to a training or evaluation
+item, in order: the CSV check, the segment of a row, the seeded random
+chunk, reading its frames, the substitute chunk when a file cannot be
+read, the clipping monitor, and the two datasets that chain them. Its
+parts are small and each is used by the next (``read_audio`` is also
+imported alone, by scoring and augmentation).
+
 Authors
  * speaker_metric_learning developers
 """

@@ -1,9 +1,9 @@
 """Speaker verification evaluation: trials, scoring, metrics, plots.
 
 Submodules: ``metrics`` (EER, minDCF, Cllr, bootstrap confidence intervals),
-``trials`` (trial lists, fingerprints, cosine scoring), ``normalization``
-(s-norm, adaptive s-norm), ``embeddings`` (batched, cached extraction),
-``plots`` (DET curves, score histograms), ``compare`` (results folders and
-comparison tables), ``cli`` (the command line,
-``python -m speaker_metric_learning.scoring``).
+``trials`` (trial lists, fingerprints, score files), ``cosine`` (cosine
+scoring of trial lists), ``normalization`` (s-norm, adaptive s-norm),
+``embeddings`` (batched, cached extraction), ``plots`` (DET curves, score
+histograms), ``compare`` (results folders and comparison tables), ``cli``
+(the command line, ``python -m speaker_metric_learning.scoring``).
 """

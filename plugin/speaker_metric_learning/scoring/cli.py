@@ -62,10 +62,7 @@ from speaker_metric_learning.scoring.normalization import (
     normalized_cosine_scores,
     speaker_centroids,
 )
-from speaker_metric_learning.scoring.trials import (
-    read_scores,
-    read_trials,
-)
+from speaker_metric_learning.scoring.trials import read_scores, read_trials
 
 
 def _number(kind, low, strict):

@@ -17,8 +17,8 @@ from speaker_metric_learning.scoring.compare import (
     compute_results,
     evaluate_scores,
 )
+from speaker_metric_learning.scoring.cosine import cosine_scores
 from speaker_metric_learning.scoring.embeddings import extract_embeddings
-from speaker_metric_learning.scoring.trials import cosine_scores
 
 
 def evaluation_settings(hparams):

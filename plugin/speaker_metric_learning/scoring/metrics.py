@@ -19,6 +19,14 @@ this package and from SpeechBrain recipes are directly comparable.
 Scores may be given as torch tensors, numpy arrays or lists. float32 and
 float64 inputs keep their dtype (it decides which scores tie), half precision
 is widened to float32, anything else (lists, integers) is read as float64.
+
+One file: the DET curve, EER, minDCF, minCllr and the bootstrap are all
+read off one sweep of the sorted scores (``ScoreSweep``, ``_group_ends``),
+with one decision convention and one handling of tied scores; the
+bootstrap recomputes EER and minDCF with weighted counts over the scores
+sorted once. Apart, each module would import the sweep's private helpers,
+and the convention that makes the values equal SpeechBrain's would be
+spread over several files.
 """
 
 import math

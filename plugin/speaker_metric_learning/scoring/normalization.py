@@ -15,10 +15,7 @@ Cosine similarity is used throughout, as for the trial scores themselves.
 import numpy as np
 import torch
 
-from speaker_metric_learning.scoring.trials import (
-    embedding_matrix,
-    pair_scores,
-)
+from speaker_metric_learning.scoring.cosine import embedding_matrix, pair_scores
 
 
 def speaker_centroids(embeddings, speakers):
