@@ -449,11 +449,12 @@ def score_as_norm(run, name, trials, clean, embed_csv, layout):
 
 def evaluate_run(run, layout):
     """Clean and robustness results of one trained run (last checkpoint),
-    scored like ``train.py`` scores a run (same embedding settings, cosine
-    scoring, ``evaluate_scores``)."""
+    scored like ``train.py`` scores a run (its embedding settings read by
+    the same ``evaluation_settings``, cosine scoring, ``evaluate_scores``)."""
     from speaker_metric_learning.data import evaluation_dataset
     from speaker_metric_learning.hyperparams import load_hparams
     from speaker_metric_learning.scoring.embeddings import extract_embeddings
+    from speaker_metric_learning.scoring.evaluation import evaluation_settings
 
     run = pathlib.Path(run)
     hparams = load_hparams(str(run / "hyperparams.yaml"))
@@ -466,12 +467,8 @@ def evaluate_run(run, layout):
         return extract_embeddings(
             model,
             evaluation_dataset(str(csv_file), hparams["sample_rate"]),
-            batch_size=hparams["eval_batch_size"],
-            window=hparams["eval_window_seconds"],
-            step=hparams["eval_step_seconds"],
-            max_seconds=hparams["eval_max_seconds"],
-            sample_rate=hparams["sample_rate"],
             progress=False,
+            **evaluation_settings(hparams),
         )
 
     def embed_folder(variant):

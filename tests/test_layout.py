@@ -2,7 +2,9 @@
 recipe imports the package, never the reverse; ``layout`` is the bottom
 room (it imports nothing of the package); the package's imports form no
 cycle, and scoring and model I/O never import what builds on them; a file
-over 600 lines says why it is one file."""
+over 600 lines in the package, the recipes or train.py says why it is one
+file (benchmarks/compare_losses.py, the comparison harness, is still to be
+split)."""
 
 import ast
 import pathlib
@@ -106,3 +108,39 @@ def test_scoring_and_model_io_never_import_what_builds_on_them():
             assert not names & higher, f"{module} imports {names & higher}"
     model_io = own_imports()[f"{PACKAGE}.model_io"]
     assert not [n for n in model_io if n.startswith(f"{PACKAGE}.scoring")]
+
+
+#: Longest source file that needs no word of explanation.
+MAX_LINES = 600
+ROOT = SOURCE.parents[1]
+
+
+def long_files_without_a_reason(paths, max_lines=MAX_LINES):
+    """Files over ``max_lines`` lines whose module docstring has no
+    paragraph starting with ``One file:`` (why it is one cohesive thing)."""
+    unexplained = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") <= max_lines:
+            continue
+        docstring = ast.get_docstring(ast.parse(text)) or ""
+        paragraphs = [p.strip() for p in docstring.split("\n\n")]
+        if not any(p.startswith("One file:") for p in paragraphs):
+            unexplained.append(path)
+    return unexplained
+
+
+def test_long_files_say_why_they_are_one_file(tmp_path):
+    long = tmp_path / "long.py"
+    long.write_text('"""Doc."""\n' + "x = 1\n" * 30)
+    explained = tmp_path / "explained.py"
+    explained.write_text('"""Doc.\n\nOne file: it is.\n"""\n' + "x = 1\n" * 30)
+    found = long_files_without_a_reason([long, explained], max_lines=20)
+    assert found == [long]
+    sources = [
+        ROOT / "train.py",
+        *sorted((ROOT / "plugin").rglob("*.py")),
+        *sorted((ROOT / "recipes").rglob("*.py")),
+    ]
+    unexplained = long_files_without_a_reason(sources)
+    assert not unexplained, [str(p.relative_to(ROOT)) for p in unexplained]
