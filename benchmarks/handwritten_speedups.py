@@ -53,7 +53,6 @@ import io
 import os
 import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from unittest import mock
@@ -61,46 +60,12 @@ from unittest import mock
 import numpy as np
 import scipy.signal
 import soundfile as sf
+from sincnet_speed import interleaved_medians as interleaved
 
 from recipes import folder_prepare, synthetic_corpus
 
 SAMPLE_RATE = 16000
 PARTS = ("headers", "stft", "sincnet")
-
-
-def interleaved(cases, repetitions, warmup=1):
-    """Runs every case once per repetition, in turn, the order reversed
-    every other repetition; returns the seconds of each run.
-
-    Arguments
-    ---------
-    cases : dict
-        Name -> callable without arguments.
-    repetitions : int
-        Timed repetitions (after ``warmup`` untimed ones).
-    warmup : int
-        Untimed repetitions.
-
-    Returns
-    -------
-    dict
-        Name -> list of seconds, one per timed repetition.
-
-    Example
-    -------
-    >>> times = interleaved({"a": lambda: None, "b": lambda: None}, 3)
-    >>> [len(seconds) for seconds in times.values()]
-    [3, 3]
-    """
-    times = {name: [] for name in cases}
-    order = list(cases.items())
-    for repetition in range(warmup + repetitions):
-        for name, function in order if repetition % 2 else order[::-1]:
-            start = time.perf_counter()
-            function()
-            if repetition >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return times
 
 
 def report(title, times, reference, per=1, unit="ms"):
