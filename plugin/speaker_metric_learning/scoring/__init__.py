@@ -4,6 +4,7 @@ Submodules: ``metrics`` (EER, minDCF, Cllr, bootstrap confidence intervals),
 ``trials`` (trial lists, fingerprints, cosine scoring), ``normalization``
 (s-norm, adaptive s-norm), ``embeddings`` (batched, cached extraction),
 ``plots`` (DET curves, score histograms), ``compare`` (results folders and
-comparison tables), ``cli`` (the command line,
-``python -m speaker_metric_learning.scoring``).
+comparison tables), ``significance`` (paired bootstrap of two systems),
+``summaries`` (a metric over several runs: mean ± sd, t-interval),
+``cli`` (the command line, ``python -m speaker_metric_learning.scoring``).
 """
