@@ -4,7 +4,7 @@ Before a loss comparison "at convergence" can be run, its budget has to be
 chosen: this script trains a few systems (by default SincTDNN + AAM,
 SincTDNN + triplet and SpeechBrain's Fbank x-vector + AAM) on the
 speechocean762 training speakers, one seed each, with the comparison's
-settings (``compare_losses.Budget``: model_scale 0.125, 2 s chunks, 32
+settings (``comparison.systems.Budget``: model_scale 0.125, 2 s chunks, 32
 chunks per batch, Adam at a constant lr 0.001, 20 batches per epoch), and
 scores each on the dev trial list (whole utterances, cosine; the trials of
 the evaluation speakers, who are never trained on) at a doubling number of
@@ -29,24 +29,20 @@ comparison at the chosen budget) and ``benchmarks/figures/
 learning_curves.png``.
 """
 
-import argparse
 import concurrent.futures
 import dataclasses
 import json
-import sys
 import time
 
-from compare_losses import (
-    ROOT,
-    SYSTEMS,
-    Budget,
-    Layout,
-    corpus_arguments,
-    decode_corpus,
-    run_logged,
-    train_command,
+from comparison.cli import (
+    exit_on_error,
+    jobs_argument,
+    run_report_parser,
+    run_then_report,
 )
-
+from comparison.corpus import decode_corpus
+from comparison.runs import run_logged, train_command
+from comparison.systems import ROOT, SYSTEMS, Budget
 from speaker_metric_learning.scoring.compare import load_results
 
 REFERENCE = "aam"
@@ -286,9 +282,8 @@ def write_report(args, layout):
 
 
 def parse_arguments(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["run", "report"])
-    corpus_arguments(parser, "learning_curves")
+    """The command line (see the module docstring)."""
+    parser = run_report_parser(__doc__, "learning_curves")
     parser.add_argument(
         "--systems",
         nargs="+",
@@ -304,9 +299,7 @@ def parse_arguments(argv=None):
         default=0.5,
         help="stop the reference once a doubling gains fewer EER points",
     )
-    parser.add_argument(
-        "--jobs", type=int, default=2, help="runs at once (one thread each)"
-    )
+    jobs_argument(parser)
     args = parser.parse_args(argv)
     if REFERENCE not in args.systems:
         parser.error(f"--systems must include the reference, {REFERENCE}")
@@ -315,15 +308,10 @@ def parse_arguments(argv=None):
 
 
 def main(argv=None):
-    args = parse_arguments(argv)
-    layout = Layout(args.output, args.data, args.shared)
-    if args.command == "run":
-        run_all(args, layout)
-    write_report(args, layout)
+    """``run``: every missing point, then the report; ``report``: the
+    report."""
+    run_then_report(parse_arguments(argv), run_all, write_report)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    exit_on_error(main)

@@ -35,7 +35,6 @@ the filter plot of the default variant's first seed into
 ``benchmarks/figures``.
 """
 
-import argparse
 import concurrent.futures
 import json
 import os
@@ -46,19 +45,23 @@ import time
 
 import numpy as np
 import torch
-from compare_losses import (
-    Layout,
-    corpus_arguments,
-    decode_corpus,
-    load_scores,
-    mean_sd,
-    min_dcf_entry,
-    run_logged,
-)
-from scipy import stats
 
+from comparison.cli import (
+    exit_on_error,
+    jobs_argument,
+    run_report_parser,
+    run_then_report,
+)
+from comparison.corpus import decode_corpus
+from comparison.results import load_scores, min_dcf_entry
+from comparison.runs import run_logged
 from speaker_metric_learning.scoring.compare import load_results
 from speaker_metric_learning.scoring.significance import paired_bootstrap
+from speaker_metric_learning.scoring.summaries import (
+    format_interval,
+    mean_interval,
+    mean_sd,
+)
 from speaker_metric_learning.sincnet import SincNet, load_sincnet, plot_filters
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -245,23 +248,6 @@ def cut_off_movement(run):
     return float(change)
 
 
-def mean_interval(values, confidence=0.95):
-    """Student-t interval of the mean of ``values`` (None for one value).
-
-    Example
-    -------
-    >>> [round(v, 3) for v in mean_interval([0.1, 0.2, 0.3])]
-    [-0.048, 0.448]
-    """
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return None
-    half = stats.t.ppf((1 + confidence) / 2, len(values) - 1) * stats.sem(
-        values
-    )
-    return [float(values.mean() - half), float(values.mean() + half)]
-
-
 def collect(layout, names, seeds):
     """Per variant: finished runs and their metrics."""
     summary = {}
@@ -309,14 +295,6 @@ def paired_tests(layout, summary, reference="paper", n_replicates=1000):
     return tests
 
 
-def format_range(interval, scale=100, digits=1):
-    """``[a, b]`` in percent, or ``—``."""
-    if interval is None:
-        return "—"
-    low, high = (scale * v for v in interval)
-    return f"[{low:.{digits}f}, {high:.{digits}f}]"
-
-
 def optional_mean(values, digits):
     """Mean of the values that are not None, formatted, or ``—``."""
     values = [v for v in values if v is not None]
@@ -328,7 +306,7 @@ def format_difference(test):
     if not test:
         return "—"
     eer = test["eer"]
-    return f"{100 * eer['difference']:+.1f} {format_range(eer['ci'])}"
+    return f"{100 * eer['difference']:+.1f} {format_interval(eer['ci'])}"
 
 
 def report_table(summary, tests):
@@ -346,12 +324,12 @@ def report_table(summary, tests):
     for name, entry in summary.items():
         runs = entry["runs"].values()
         per_seed = "; ".join(
-            f"{100 * r['eer']:.1f} {format_range(r['eer_ci'])}" for r in runs
+            f"{100 * r['eer']:.1f} {format_interval(r['eer_ci'])}" for r in runs
         )
         lines.append(
             f"| {name} | {all_variants[name][1]} | "
             f"{mean_sd([r['eer'] for r in runs], scale=100)} | "
-            f"{format_range(entry['eer_mean_ci'])} | {per_seed} | "
+            f"{format_interval(entry['eer_mean_ci'])} | {per_seed} | "
             f"{format_difference(tests['paper'].get(name))} | "
             f"{format_difference(tests['xvector'].get(name))} | "
             f"{mean_sd([r['min_dcf'] for r in runs], digits=3)} | "
@@ -375,6 +353,7 @@ def merged_with_earlier(layout, measured, tests):
     Example
     -------
     >>> import tempfile
+    >>> from comparison.corpus import Layout
     >>> layout = Layout(tempfile.mkdtemp(), ".", ".")
     >>> earlier = {"variants": {"paper": 1, "khz": 2, "log": 3},
     ...            "tests": {"paper": {"khz": 3, "log": 4}, "xvector": {}}}
@@ -449,9 +428,8 @@ def write_report(args, layout):
 
 
 def parse_arguments(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["run", "report"])
-    corpus_arguments(parser, "sinctdnn_ablation")
+    """The command line (see the module docstring)."""
+    parser = run_report_parser(__doc__, "sinctdnn_ablation")
     parser.add_argument(
         "--variants",
         nargs="+",
@@ -459,22 +437,15 @@ def parse_arguments(argv=None):
         choices=list(variants()),
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument(
-        "--jobs", type=int, default=2, help="runs at once (one thread each)"
-    )
+    jobs_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
-    args = parse_arguments(argv)
-    layout = Layout(args.output, args.data, args.shared)
-    if args.command == "run":
-        run_all(args, layout)
-    write_report(args, layout)
+    """``run``: every missing run, then the report; ``report``: the
+    report."""
+    run_then_report(parse_arguments(argv), run_all, write_report)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    exit_on_error(main)

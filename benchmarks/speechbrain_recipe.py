@@ -20,7 +20,7 @@ utterances; ``--pretrain_path`` is the run folder, whose latest checkpoint
 is used).
 
 SpeechBrain's scripts read ``.wav`` files laid out as VoxCeleb: the Opus
-audio is decoded once to float WAV (``compare_losses.decode_corpus``),
+audio is decoded once to float WAV (``comparison.corpus.decode_corpus``),
 linked as ``wav/<speaker>/s0/<utterance>.wav`` with the training and dev
 speakers in one folder, and the trial list is rewritten to those paths.
 The scripts are taken from a speechbrain repository
@@ -46,13 +46,15 @@ import sys
 import time
 
 import numpy as np
-from compare_losses import Layout, decode_corpus, mean_sd, run_logged
 
+from comparison.corpus import Layout, decode_corpus
+from comparison.runs import run_logged
 from recipes.speechbrain_scripts import (
     SPEAKER_REC,
     extract_speechbrain_files,
 )
 from speaker_metric_learning.model_io import weights_source
+from speaker_metric_learning.scoring.summaries import mean_sd
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPTS = (

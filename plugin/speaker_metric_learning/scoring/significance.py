@@ -229,3 +229,77 @@ def paired_bootstrap(
         "p_target": p_target,
         "seed": seed,
     }
+
+
+def format_p_value(p_value, n_replicates):
+    """A bootstrap p-value in a table cell: ``"≤ floor"`` at the resolution
+    of the bootstrap (``2 / (n_replicates + 1)``, the smallest p-value of
+    ``paired_bootstrap``), else 3 digits below 0.01 and 2 above.
+
+    Arguments
+    ---------
+    p_value : float
+        The p-value.
+    n_replicates : int
+        Replicates of the bootstrap that gave it.
+
+    Returns
+    -------
+    str
+        The p-value as it reads in a report.
+
+    Example
+    -------
+    >>> format_p_value(2 / 1001, 1000), format_p_value(0.25, 1000)
+    ('≤ 0.002', '0.25')
+    >>> format_p_value(0.004, 1000)
+    '0.004'
+    """
+    floor = 2 / (n_replicates + 1)
+    if p_value <= floor * (1 + 1e-9):
+        return f"≤ {floor:.3f}"
+    return f"{p_value:.3f}" if p_value < 0.01 else f"{p_value:.2f}"
+
+
+def significance_groups(tests, metric="eer", alpha=0.05):
+    """Splits the systems tested against one reference by the outcome of
+    their paired bootstrap.
+
+    Arguments
+    ---------
+    tests : dict
+        ``{system: paired_bootstrap(reference runs, system runs, ...)}``.
+    metric : str
+        ``"eer"`` or ``"min_dcf"``.
+    alpha : float
+        Level of the two-sided test.
+
+    Returns
+    -------
+    dict
+        ``"higher"``: systems whose metric is significantly higher than
+        the reference's (difference > 0, p < alpha), ``"lower"``:
+        significantly lower, ``"not significant"``: the others; each a
+        list in the order of ``tests``.
+
+    Example
+    -------
+    >>> def test(difference, p_value):
+    ...     return {"eer": {"difference": difference, "p_value": p_value}}
+    >>> significance_groups(
+    ...     {"a": test(0.02, 0.01), "b": test(-0.01, 0.2), "c": test(-0.03, 0)}
+    ... )
+    {'higher': ['a'], 'lower': ['c'], 'not significant': ['b']}
+    """
+    groups = {"higher": [], "lower": [], "not significant": []}
+    for system, test in tests.items():
+        difference, p_value = (
+            test[metric][k] for k in ("difference", "p_value")
+        )
+        if p_value >= alpha:
+            groups["not significant"].append(system)
+        elif difference > 0:
+            groups["higher"].append(system)
+        else:
+            groups["lower"].append(system)
+    return groups
