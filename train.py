@@ -360,6 +360,11 @@ def has_checkpoint(save_folder):
     return bool(checkpoints_in_saving_order(save_folder))
 
 
+def recorded_value(value):
+    """An option's value in a run's record, as the resume log shows it."""
+    return "not recorded" if value is None else value or "null"
+
+
 def recorded_speakers(hparams):
     """``{"n_train_speakers": N}`` of the run's ``hyperparams.yaml`` (empty
     if it records none)."""
@@ -501,7 +506,8 @@ def main(argv):
             "Resuming with changed options, which do not change the trained "
             "network (recorded in hyperparams.yaml): %s",
             "; ".join(
-                f"{k}: {old} -> {new}" for k, (old, new) in changes.items()
+                f"{k}: {recorded_value(old)} -> {new or 'null'}"
+                for k, (old, new) in changes.items()
             ),
         )
     if sb.utils.distributed.if_main_process() and (changes or not resumable):

@@ -29,7 +29,7 @@ Usage (from the repository root)::
 
     PYTHONPATH=plugin:. python benchmarks/embedding_throughput.py
     PYTHONPATH=plugin:. python benchmarks/embedding_throughput.py \\
-        --eer results/aam/1986 --eval-folder data/synthetic_corpus/dev/wav \\
+        --eer results/aam/1986 --eval_folder data/synthetic_corpus/dev/wav \\
         --trials data/synthetic_corpus/dev/trials.txt
 
 Authors
@@ -276,14 +276,14 @@ def main():
         "--bf16", action="store_true", help="time bf16 even if emulated"
     )
     parser.add_argument("--eer", help="model folder or train.py run")
-    parser.add_argument("--eval-folder", help="audio folder of the trials")
+    parser.add_argument("--eval_folder", help="audio folder of the trials")
     parser.add_argument("--trials", help="trial list (1|0 enrol test)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.eer:
         if not (args.eval_folder and args.trials):
-            parser.error("--eer needs --eval-folder and --trials")
+            parser.error("--eer needs --eval_folder and --trials")
         bf16_accuracy(args)
     else:
         throughput(args)

@@ -14,6 +14,7 @@ import pytest
 import sinctdnn_ablation
 from tiny import ROOT
 
+from comparison import throughput
 from comparison.corpus import VARIANTS, Layout
 from comparison.report import write_report
 from comparison.runs import single_thread_env
@@ -134,6 +135,42 @@ def test_report_replaces_its_benchmarks_section(comparison, tmp_path):
     assert (
         section.strip() == text.replace("](det.png)", f"]({relative})").strip()
     )
+
+
+def test_report_names_systems_without_a_throughput(comparison):
+    path = comparison.output / "throughput.json"
+    complete = path.read_text()
+    record = json.loads(complete)
+    del record["systems"]["softmax"]
+    path.write_text(json.dumps(record))
+    try:
+        text = report_of(comparison)
+    finally:
+        path.write_text(complete)
+    assert "No throughput measured for softmax: they are left out" in text
+    assert "| aam | 0.50 |" in text
+    assert "| softmax | 0.50 |" not in text
+
+
+def test_throughput_of_more_systems_keeps_the_earlier_ones(
+    tmp_path, monkeypatch
+):
+    layout = Layout(tmp_path / "output", tmp_path / "data", tmp_path)
+
+    def fake_measure(budget, systems, steps):
+        return {s: {"s_per_step": float(len(s))} for s in systems}
+
+    monkeypatch.setattr(throughput, "measure_throughput", fake_measure)
+    throughput.write_throughput(layout, Budget(), ["aam"], 1)
+    throughput.write_throughput(layout, Budget(), ["softmax"], 1)
+    record = json.loads((layout.output / "throughput.json").read_text())
+    assert record["systems"] == {
+        "aam": {"s_per_step": 3.0},
+        "softmax": {"s_per_step": 7.0},
+    }
+    throughput.write_throughput(layout, Budget(number_of_epochs=7), ["aam"], 1)
+    record = json.loads((layout.output / "throughput.json").read_text())
+    assert list(record["systems"]) == ["aam"]  # another budget: replaced
 
 
 def test_report_into_a_missing_folder_is_a_clear_error(tmp_path):

@@ -4,6 +4,7 @@ refused in one line before anything is trained or overwritten."""
 
 import fcntl
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,13 @@ from tiny import TINY_RUN
 import train
 from speaker_metric_learning import export
 from speaker_metric_learning.command_line import EXIT_ERROR, EXIT_USAGE
-from speaker_metric_learning.run_guard import LOCK_FILE, RunGuardError
+from speaker_metric_learning.run_guard import (
+    ADDED_OPTIONS,
+    ADDED_WITH,
+    LOCK_FILE,
+    RunGuardError,
+    changed_options,
+)
 from speaker_metric_learning.scoring import cli, evaluation
 
 ROOT = pathlib.Path(__file__).parents[1]
@@ -153,6 +160,56 @@ def test_changed_options_on_resume(corpus, run, capsys):
     )
     assert "eval_batch_size: 4 -> 2" in logged
     assert "eval_batch_size: 2\n" in (run / "hyperparams.yaml").read_text()
+
+
+def recorded_before(text, options):
+    """A run's hyperparams.yaml as a run recorded it before ``options``
+    (of ``run_guard.ADDED_OPTIONS``) existed: without them, the entries
+    built from them and the lines that pass them on."""
+    dropped = (*options, *(k for k, v in ADDED_WITH.items() if v in options))
+    kept, skipping = [], False
+    for line in text.splitlines(keepends=True):
+        if line[:1] not in " #\n":  # a top-level entry
+            skipping = line.split(":", 1)[0] in dropped
+        passes_on = any(f"!ref <{name}>" in line for name in options)
+        if not skipping and not passes_on:
+            kept.append(line)
+    return "".join(kept)
+
+
+def test_a_run_recorded_before_added_options_resumes(corpus, run, capsys):
+    record = run / "hyperparams.yaml"
+    complete = record.read_text()
+    later = [name for name in ADDED_OPTIONS if name != "sinc_filters"]
+    old = recorded_before(complete, later)
+    top_level = set(re.findall(r"(?m)^(\w+):", old))
+    assert top_level.isdisjoint(later + ["margin_schedule", "lr_scheduler"])
+    assert "<margin_warmup_steps>" not in old and "sinc_filters" in top_level
+    try:
+        record.write_text(old)
+        with pytest.raises(RunGuardError, match=r"\(margin_warmup_steps: not"):
+            train.main([*arguments(corpus, run), "--margin_warmup_steps=10"])
+        assert record.read_text() == old
+        capsys.readouterr()
+        train.main(arguments(corpus, run))  # resumes: the added options off
+        logged = "".join(capsys.readouterr())
+        assert "margin_warmup_steps: not recorded -> 0" in logged
+        assert "lr_annealing_factor: not recorded -> null" in logged
+        assert "\nmargin_warmup_steps: 0\n" in record.read_text()
+        # a run recorded before sinc_filters trained the 80-filter SincNet,
+        # the default then: the 24-filter default is another network
+        record.write_text(recorded_before(complete, ADDED_OPTIONS))
+        with pytest.raises(
+            RunGuardError,
+            match=r"\(sinc_filters: not recorded, trained as 80 -> null\)",
+        ):
+            train.main(arguments(corpus, run))
+    finally:
+        record.write_text(complete)
+    eighty = re.sub(r"(?m)^sinc_filters:.*$", "sinc_filters: 80", complete)
+    assert (
+        changed_options(recorded_before(complete, ADDED_OPTIONS), eighty) == {}
+    )
 
 
 def test_outputs_never_replace_a_runs_own_files(run, tmp_path, capsys):

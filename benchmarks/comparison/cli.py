@@ -8,10 +8,10 @@ message, no traceback).
 """
 
 import argparse
-import sys
 
 from comparison.corpus import Layout
 from comparison.systems import ROOT
+from speaker_metric_learning.command_line import exit_on
 
 
 def corpus_arguments(parser, output_name):
@@ -74,9 +74,8 @@ def run_then_report(args, run_all, write_report):
 
 def exit_on_error(main):
     """Calls ``main()``; a ``FileNotFoundError`` or ``ValueError`` (a
-    wrong option or folder) ends the script with its message, no
-    traceback."""
-    try:
+    wrong option or folder) ends the script as the package's commands end
+    (``speaker_metric_learning.command_line``): one ``error:`` line, exit
+    code 1, no traceback."""
+    with exit_on(FileNotFoundError, ValueError):
         main()
-    except (FileNotFoundError, ValueError) as error:
-        sys.exit(f"error: {error}")

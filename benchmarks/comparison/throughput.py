@@ -73,20 +73,19 @@ def measure_throughput(budget, systems, steps=5, threads=1):
 
 def write_throughput(layout, budget, systems, steps):
     """Measures the throughput of ``systems`` (one thread) into the output
-    folder's ``throughput.json``, with the budget and the load average."""
+    folder's ``throughput.json``, with the budget and the load average.
+
+    Systems measured earlier at the same budget keep their entries, so a
+    system can be added later with ``--systems``."""
     table = measure_throughput(budget, systems, steps)
     layout.output.mkdir(parents=True, exist_ok=True)
-    (layout.output / "throughput.json").write_text(
-        json.dumps(
-            {
-                "budget": dataclasses.asdict(budget),
-                "threads": 1,
-                "load_average": os.getloadavg()[0],
-                "systems": table,
-            },
-            indent=1,
-        )
-    )
+    path = layout.output / "throughput.json"
+    record = {"budget": dataclasses.asdict(budget), "threads": 1}
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    if earlier.get("budget") == record["budget"]:
+        table = {**earlier["systems"], **table}
+    record.update(load_average=os.getloadavg()[0], systems=table)
+    path.write_text(json.dumps(record, indent=1))
 
 
 def budget_arithmetic(throughput, budget, args, layout, summary):
@@ -102,7 +101,9 @@ def budget_arithmetic(throughput, budget, args, layout, summary):
         "|---|---|---|---|---|",
     ]
     total_train = total_eval = 0.0
-    for system in args.systems:
+    measured = [system for system in args.systems if system in systems]
+    unmeasured = [system for system in args.systems if system not in systems]
+    for system in measured:
         entry = systems[system]
         train = budget.steps * entry["s_per_step"]
         # evaluate-run embeds dev once and the variants' test utterances.
@@ -128,6 +129,12 @@ def budget_arithmetic(throughput, budget, args, layout, summary):
         f"{hours:.1f} h wall with {args.jobs} runs at once, plus data "
         "loading (decoded WAV: about 15 ms per batch) and start-up.",
     ]
+    if unmeasured:
+        lines.append(
+            f"\nNo throughput measured for {', '.join(unmeasured)}: they are "
+            "left out of this total (run `throughput` with `--systems "
+            f"{' '.join(unmeasured)}` to add them)."
+        )
     walls = [
         sum(v for k, v in run["wall_time"].items() if k.endswith("_s"))
         for entry in summary["systems"].values()

@@ -89,6 +89,21 @@ CHANGEABLE_ON_RESUME = (
     "checkpointer",  # holds the epoch counter; its other parts have entries
     "pretrained",
 )
+#: Options added to the recipes after runs were recorded without them, with
+#: the value that trains as those runs did (``null`` as ``""``): a record
+#: without the option resumes when the option has that value (the
+#: 80-filter SincNet was the default before ``sinc_filters``).
+ADDED_OPTIONS = {
+    "sinc_filters": "80",
+    "margin_warmup_steps": "0",
+    "lr_annealing_factor": "",
+    "mining": "",
+}
+#: Entries added with one of :data:`ADDED_OPTIONS`, built from it alone.
+ADDED_WITH = {
+    "margin_schedule": "margin_warmup_steps",
+    "lr_scheduler": "lr_annealing_factor",
+}
 LOCK_FILE = ".train.lock"
 RECORD_FILE = "hyperparams.yaml"
 
@@ -284,20 +299,52 @@ def lock_output_folder(folder):
 
 
 def _entries(text):
-    """Each top-level entry of a YAML text, as its own YAML text."""
+    """Each top-level entry of a YAML text, as its own YAML text, without
+    comments."""
     yaml = ruamel.yaml.YAML()
     document = yaml.load(text) or {}
     entries = {}
     for name, value in document.items():
         stream = io.StringIO()
         yaml.dump({name: value}, stream)
-        entries[name] = stream.getvalue().split(":", 1)[1].strip()
+        lines = stream.getvalue().split(":", 1)[1].splitlines()
+        kept = [x for x in lines if x.strip() and not x.strip().startswith("#")]
+        entries[name] = "\n".join(kept).strip()
     return entries
+
+
+def _added_at_earlier_value(old, new):
+    """The :data:`ADDED_OPTIONS` that entries ``old`` lack and that have,
+    in ``new``, the value that trains as before them."""
+    return [
+        name
+        for name, value in ADDED_OPTIONS.items()
+        if name not in old and new.get(name) == value
+    ]
+
+
+def _without_added_options(old, new):
+    """``new`` without the :data:`ADDED_OPTIONS` that ``old`` lacks and
+    that have their earlier behaviour's value: neither the option, nor the
+    entries added with it, nor the ``key: !ref <option>`` lines that pass
+    it on."""
+    unchanged = _added_at_earlier_value(old, new)
+    passed_on = tuple(f": !ref <{name}>" for name in unchanged)
+    return {
+        name: "\n".join(
+            x for x in text.splitlines() if not x.rstrip().endswith(passed_on)
+        )
+        for name, text in new.items()
+        if name not in unchanged
+        and not (name not in old and ADDED_WITH.get(name) in unchanged)
+    }
 
 
 def changed_options(old_text, new_text):
     """The top-level entries that differ between two resolved
-    hyperparameter texts.
+    hyperparameter texts (comments aside; an option added to the recipes
+    since ``old_text`` was recorded, at the value that trains as before,
+    is no difference: :data:`ADDED_OPTIONS`).
 
     Arguments
     ---------
@@ -313,8 +360,13 @@ def changed_options(old_text, new_text):
     -------
     >>> changed_options("lr: 0.1\\nseed: 1\\n", "lr: 0.2\\nseed: 1\\n")
     {'lr': ('0.1', '0.2')}
+    >>> changed_options("lr: 0.1\\n", "lr: 0.1  # the rate\\nmining:\\n")
+    {}
+    >>> changed_options("lr: 0.1\\n", "lr: 0.1\\nmining: hard\\n")
+    {'mining': (None, 'hard')}
     """
-    old, new = _entries(old_text), _entries(new_text)
+    old = _entries(old_text)
+    new = _without_added_options(old, _entries(new_text))
     return {
         name: (old.get(name), new.get(name))
         for name in [*old, *(name for name in new if name not in old)]
@@ -331,8 +383,16 @@ def _is_plain(value):
 
 
 def _shown(value, width=40):
-    text = " ".join(str(value).split())
+    text = " ".join(str(value).split()) if value != "" else "null"
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _recorded(name, value):
+    """How a recorded value is shown: an added option the record lacks is
+    shown with the value the run was trained as."""
+    if value is None and name in ADDED_OPTIONS:
+        return f"not recorded, trained as {ADDED_OPTIONS[name] or 'null'}"
+    return _shown(value)
 
 
 def check_resume(output_folder, new_text, resumable):
@@ -351,8 +411,10 @@ def check_resume(output_folder, new_text, resumable):
     Returns
     -------
     dict
-        The changed options that are applied (``CHANGEABLE_ON_RESUME``):
-        ``{name: (old, new)}``; the caller records ``new_text``.
+        The changed options that are applied (``CHANGEABLE_ON_RESUME``),
+        and the :data:`ADDED_OPTIONS` the record lacks, at the value it
+        trained as (old None): ``{name: (old, new)}``; the caller records
+        ``new_text``.
 
     Raises
     ------
@@ -379,7 +441,8 @@ give another --output_folder for a new run
     record = pathlib.Path(output_folder) / RECORD_FILE
     if not resumable or not record.is_file():
         return {}
-    changes = changed_options(record.read_text(encoding="utf-8"), new_text)
+    recorded = record.read_text(encoding="utf-8")
+    changes = changed_options(recorded, new_text)
     refused = {
         name: change
         for name, change in changes.items()
@@ -393,7 +456,7 @@ give another --output_folder for a new run
             if all(_is_plain(value) for value in change)
         }
         listed = "; ".join(
-            f"{name}: {_shown(old)} -> {_shown(new)}"
+            f"{name}: {_recorded(name, old)} -> {_shown(new)}"
             for name, (old, new) in (given or refused).items()
         )
         raise RunGuardError(
@@ -402,7 +465,8 @@ give another --output_folder for a new run
             "with: repeat its options, or give another --output_folder for "
             "a new run"
         )
-    return changes
+    added = _added_at_earlier_value(_entries(recorded), _entries(new_text))
+    return {**changes, **{name: (None, ADDED_OPTIONS[name]) for name in added}}
 
 
 def is_run_folder(folder):
