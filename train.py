@@ -360,11 +360,6 @@ def has_checkpoint(save_folder):
     return bool(checkpoints_in_saving_order(save_folder))
 
 
-def recorded_value(value):
-    """An option's value in a run's record, as the resume log shows it."""
-    return "not recorded" if value is None else value or "null"
-
-
 def recorded_speakers(hparams):
     """``{"n_train_speakers": N}`` of the run's ``hyperparams.yaml`` (empty
     if it records none)."""
@@ -506,7 +501,8 @@ def main(argv):
             "Resuming with changed options, which do not change the trained "
             "network (recorded in hyperparams.yaml): %s",
             "; ".join(
-                f"{k}: {recorded_value(old)} -> {new or 'null'}"
+                f"{k}: {'not recorded' if old is None else old or 'null'}"
+                f" -> {new or 'null'}"
                 for k, (old, new) in changes.items()
             ),
         )
