@@ -365,8 +365,12 @@ def changed_options(old_text, new_text):
     >>> changed_options("lr: 0.1\\n", "lr: 0.1\\nmining: hard\\n")
     {'mining': (None, 'hard')}
     """
-    old = _entries(old_text)
-    new = _without_added_options(old, _entries(new_text))
+    return _changed_entries(_entries(old_text), _entries(new_text))
+
+
+def _changed_entries(old, new):
+    """:func:`changed_options` of two texts' :func:`_entries`."""
+    new = _without_added_options(old, new)
     return {
         name: (old.get(name), new.get(name))
         for name in [*old, *(name for name in new if name not in old)]
@@ -441,8 +445,9 @@ give another --output_folder for a new run
     record = pathlib.Path(output_folder) / RECORD_FILE
     if not resumable or not record.is_file():
         return {}
-    recorded = record.read_text(encoding="utf-8")
-    changes = changed_options(recorded, new_text)
+    recorded = _entries(record.read_text(encoding="utf-8"))
+    wanted = _entries(new_text)
+    changes = _changed_entries(recorded, wanted)
     refused = {
         name: change
         for name, change in changes.items()
@@ -465,7 +470,7 @@ give another --output_folder for a new run
             "with: repeat its options, or give another --output_folder for "
             "a new run"
         )
-    added = _added_at_earlier_value(_entries(recorded), _entries(new_text))
+    added = _added_at_earlier_value(recorded, wanted)
     return {**changes, **{name: (None, ADDED_OPTIONS[name]) for name in added}}
 
 
