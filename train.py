@@ -32,7 +32,6 @@ import sys
 
 import speechbrain as sb
 import torch
-import yaml
 
 from recipes.folder_prepare import (
     prepare_folder,
@@ -58,16 +57,23 @@ from speaker_metric_learning.hyperparams import (
     preview_hparams,
     resolved_hparams_text,
 )
-from speaker_metric_learning.layout import audio_root
+from speaker_metric_learning.layout import (
+    HYPERPARAMS_FILE,
+    LABEL_ENCODER_FILE,
+    audio_root,
+)
 from speaker_metric_learning.model_io import load_pretrained_embedding_model
 from speaker_metric_learning.run_guard import (
     RunGuardError,
     check_options,
     check_resume,
+    describe_changes,
     lock_output_folder,
+    record_hyperparams,
+    recorded_speakers,
 )
 from speaker_metric_learning.sampling import BatchShare
-from speaker_metric_learning.scoring.cli import trial_audio
+from speaker_metric_learning.scoring.audio import trial_audio
 from speaker_metric_learning.scoring.evaluation import (
     evaluate,
     evaluation_settings,
@@ -360,19 +366,6 @@ def has_checkpoint(save_folder):
     return bool(checkpoints_in_saving_order(save_folder))
 
 
-def recorded_speakers(hparams):
-    """``{"n_train_speakers": N}`` of the run's ``hyperparams.yaml`` (empty
-    if it records none)."""
-    record = os.path.join(hparams["output_folder"], "hyperparams.yaml")
-    if not os.path.isfile(record):
-        return {}
-    with open(record, encoding="utf-8") as text:
-        recorded = yaml.safe_load(
-            "".join(line for line in text if line.startswith("n_train_"))
-        )
-    return recorded or {}
-
-
 def check_evaluation(trials_file, eval_folder, eval_csvs=()):
     """Checks the trial list and its audio before training, with the
     messages of ``score-model``: the file is read (columns, labels), has
@@ -413,7 +406,7 @@ def evaluate_run(brain, hparams, eval_csv, trials_file):
             hparams["experiment"],
             extra={
                 "hparams": os.path.join(
-                    hparams["output_folder"], "hyperparams.yaml"
+                    hparams["output_folder"], HYPERPARAMS_FILE
                 )
             },
             device=brain.device,
@@ -461,7 +454,10 @@ def main(argv):
         lock_output_folder(settings["output_folder"])
     resumable = has_checkpoint(settings["save_folder"])
     if resumable:  # the run's own speaker count, then its options
-        overrides = {**recorded_speakers(settings), **overrides}
+        overrides = {
+            **recorded_speakers(settings["output_folder"]),
+            **overrides,
+        }
     changes = check_resume(
         settings["output_folder"],
         resolved_hparams_text(hparams_file, overrides),
@@ -499,18 +495,15 @@ def main(argv):
     if changes:
         logger.warning(
             "Resuming with changed options, which do not change the trained "
-            "network (recorded in hyperparams.yaml): %s",
-            "; ".join(
-                f"{k}: {'not recorded' if old is None else old or 'null'}"
-                f" -> {new or 'null'}"
-                for k, (old, new) in changes.items()
-            ),
+            "network (recorded in %s): %s",
+            HYPERPARAMS_FILE,
+            describe_changes(changes),
         )
     if sb.utils.distributed.if_main_process() and (changes or not resumable):
-        with open(
-            os.path.join(hparams["output_folder"], "hyperparams.yaml"), "w"
-        ) as record:
-            record.write(resolved_hparams_text(hparams_file, overrides))
+        record_hyperparams(
+            hparams["output_folder"],
+            resolved_hparams_text(hparams_file, overrides),
+        )
     logger.info(
         "Training on %s: %d speakers, device %s",
         train_folder or train_csv,
@@ -531,7 +524,7 @@ def main(argv):
     )
     sb.utils.distributed.run_on_main(
         label_encoder.save,
-        args=[os.path.join(hparams["save_folder"], "label_encoder.txt")],
+        args=[os.path.join(hparams["save_folder"], LABEL_ENCODER_FILE)],
     )
     labels = [
         label_encoder.encode_label(train_set.data[uid]["spk_id"])

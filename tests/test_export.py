@@ -37,6 +37,8 @@ from speaker_metric_learning.scoring.trials import (
     cosine_scores,
     read_trials,
 )
+from speaker_metric_learning.sincnet import load_sincnet
+from speaker_metric_learning.sincnet import main as sincnet_main
 
 ROOT = pathlib.Path(__file__).parents[1]
 
@@ -179,6 +181,18 @@ def test_a_run_loads_as_its_exported_folder(aam_run, model_folder):
         load_exported(model_folder).encode_batch(wavs),
     )
     assert not from_run.mods.embedding_model.training
+
+
+def test_the_filter_plot_reads_a_run_its_checkpoints_and_its_export(
+    aam_run, model_folder, tmp_path
+):
+    trained = load_model(model_folder).mods.embedding_model.sincnet
+    for source in (model_folder, aam_run, checkpoints(aam_run)[-1]):
+        sincnet = load_sincnet(source, stride=trained.stride)
+        assert torch.equal(sincnet.low_hz, trained.low_hz)
+        assert torch.equal(sincnet.band_hz, trained.band_hz)
+    sincnet_main([str(aam_run), "-o", str(tmp_path / "filters.png")])
+    assert (tmp_path / "filters.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pathlib
 
 PACKAGE = "speaker_metric_learning"
 SOURCE = pathlib.Path(__file__).parents[1] / "plugin" / PACKAGE
+ROOT = SOURCE.parents[1]
 
 
 def imported_modules(path):
@@ -108,9 +109,30 @@ def test_scoring_and_model_io_never_import_what_builds_on_them():
     assert not [n for n in model_io if n.startswith(f"{PACKAGE}.scoring")]
 
 
+def test_command_lines_are_imported_only_to_be_run():
+    """What a command line uses and others need lives in a library module:
+    nothing imports ``scoring.cli`` but its ``__main__``."""
+    cli = f"{PACKAGE}.scoring.cli"
+    sources = {
+        path: imported_modules(path)
+        for path in [
+            ROOT / "train.py",
+            *sorted((ROOT / "plugin").rglob("*.py")),
+            *sorted((ROOT / "recipes").rglob("*.py")),
+            *sorted((ROOT / "benchmarks").rglob("*.py")),
+        ]
+    }
+    importers = sorted(
+        str(path.relative_to(ROOT))
+        for path, names in sources.items()
+        if cli in names and path.name != "__main__.py"
+    )
+    assert not importers, importers
+    assert cli in sources[SOURCE / "scoring" / "__main__.py"]
+
+
 #: Longest source file that needs no word of explanation.
 MAX_LINES = 600
-ROOT = SOURCE.parents[1]
 
 
 def long_files_without_a_reason(paths, max_lines=MAX_LINES):

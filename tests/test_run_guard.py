@@ -193,8 +193,11 @@ def test_a_run_recorded_before_added_options_resumes(corpus, run, capsys):
         capsys.readouterr()
         train.main(arguments(corpus, run))  # resumes: the added options off
         logged = "".join(capsys.readouterr())
-        assert "margin_warmup_steps: not recorded -> 0" in logged
-        assert "lr_annealing_factor: not recorded -> null" in logged
+        assert "margin_warmup_steps: not recorded, trained as 0 -> 0" in logged
+        assert (
+            "lr_annealing_factor: not recorded, trained as null -> null"
+            in logged
+        )
         assert "\nmargin_warmup_steps: 0\n" in record.read_text()
         # a run recorded before sinc_filters trained the 80-filter SincNet,
         # the default then: the 24-filter default is another network

@@ -104,7 +104,7 @@ def score_all(folder, name, trials, embed_folder, extra=None):
 def cohort_csv(layout):
     """Data CSV of the first ``AS_NORM_UTTERANCES`` files of every training
     speaker, the adaptive s-norm cohort (written once)."""
-    from speaker_metric_learning.scoring.cli import cohort_files
+    from speaker_metric_learning.scoring.audio import cohort_files
 
     csv_file = layout.shared / "csv" / f"cohort_{AS_NORM_UTTERANCES}.csv"
     if not csv_file.exists():

@@ -326,9 +326,22 @@ def incomplete_checkpoint_folders(checkpoints_dir):
         path
         for path in folder.iterdir()
         if path.is_dir()
-        and path.name.startswith(CKPT_PREFIX + "+")
+        and is_checkpoint_folder(path)
         and checkpoint_status(path) == "interrupted"
     )
+
+
+def is_checkpoint_folder(path):
+    """Whether a path is named as SpeechBrain names a checkpoint folder.
+
+    Example
+    -------
+    >>> is_checkpoint_folder("run/save/CKPT+2025-01-01+00-00-00+00")
+    True
+    >>> is_checkpoint_folder("run/save")
+    False
+    """
+    return pathlib.Path(path).name.startswith(CKPT_PREFIX + "+")
 
 
 def checkpoints_in_saving_order(checkpoints_dir):

@@ -48,6 +48,7 @@ from speaker_metric_learning.layout import (
     LABEL_ENCODER_FILE,
     MODEL_CARD_FILE,
     ONNX_FILE,
+    SAVE_FOLDER,
     WEIGHTS_FILE,
     read_yaml,
 )
@@ -127,7 +128,7 @@ def export_model(source, output_folder, onnx=False, overwrite=False):
     )
     state = read_state_dict(checkpoint.path / WEIGHTS_FILE)
     torch.save(state, output / WEIGHTS_FILE)
-    label_encoder = run / "save" / LABEL_ENCODER_FILE
+    label_encoder = run / SAVE_FOLDER / LABEL_ENCODER_FILE
     if label_encoder.is_file():
         shutil.copyfile(label_encoder, output / LABEL_ENCODER_FILE)
     model = load_exported(output).mods.embedding_model

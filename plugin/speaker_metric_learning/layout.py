@@ -1,4 +1,5 @@
-"""Where things are on disk: the corpus layout and the files of a model.
+"""Where things are on disk: the corpus layout, the files of a model and
+of a training run.
 
 The one owner of these facts; data preparation (``recipes.folder_prepare``),
 trial lists and scoring (``scoring``), model I/O and export import them, and
@@ -18,6 +19,11 @@ utterance is identified by its path relative to the audio root without the
 extension of its last component (:func:`utterance_id`): the IDs of the data
 CSV files and the paths of trial lists follow the same rule, and
 :func:`find_audio` goes back from an ID to its file.
+
+A ``train.py`` output folder (:func:`is_run_folder`) holds the
+``hyperparams.yaml`` of its first run and its :data:`SAVE_FOLDER`
+(checkpoints, data CSV files, label encoder); an exported model folder
+(:func:`is_model_folder`) holds a ``hyperparams.yaml`` and no save folder.
 
 Authors
  * speaker_metric_learning developers
@@ -51,6 +57,11 @@ HYPERPARAMS_FILE = "hyperparams.yaml"
 WEIGHTS_FILE = "embedding_model.ckpt"
 #: The training speakers of a run (in save/) or of a model folder.
 LABEL_ENCODER_FILE = "label_encoder.txt"
+#: The sub-folder of a run with its checkpoints, data CSV files and label
+#: encoder (the ``save_folder`` of every recipe yaml).
+SAVE_FOLDER = "save"
+#: A run's per-epoch statistics (the ``train_log`` of every recipe yaml).
+TRAIN_LOG_FILE = "train_log.txt"
 #: The description of an exported model folder.
 MODEL_CARD_FILE = "MODEL_CARD.md"
 #: The waveform -> embedding ONNX graph of an exported model folder.
@@ -200,6 +211,35 @@ def speaker_audio_files(folder):
         if files:
             speakers[speaker.name] = files
     return speakers
+
+
+def is_run_folder(folder):
+    """Whether a folder is a ``train.py`` output folder.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / HYPERPARAMS_FILE).write_text("")
+    >>> is_model_folder(folder), is_run_folder(folder)
+    (True, False)
+    >>> (folder / SAVE_FOLDER).mkdir()
+    >>> is_model_folder(folder), is_run_folder(folder)
+    (False, True)
+    """
+    folder = pathlib.Path(folder)
+    return (folder / HYPERPARAMS_FILE).is_file() and (
+        folder / SAVE_FOLDER
+    ).is_dir()
+
+
+def is_model_folder(folder):
+    """Whether a folder is an exported model folder: hyperparameters and
+    no save folder (see :func:`is_run_folder` for an example)."""
+    folder = pathlib.Path(folder)
+    return (folder / HYPERPARAMS_FILE).is_file() and not (
+        folder / SAVE_FOLDER
+    ).is_dir()
 
 
 def read_yaml(path):

@@ -25,6 +25,7 @@ from speaker_metric_learning.checkpoints import (
     AtomicCheckpointer,
     checkpoints_in_saving_order,
     describe,
+    is_checkpoint_folder,
     warn_about_modified_checkpoints,
 )
 from speaker_metric_learning.hparams_safety import (
@@ -38,7 +39,10 @@ from speaker_metric_learning.inference_definition import (
 )
 from speaker_metric_learning.layout import (
     HYPERPARAMS_FILE,
+    SAVE_FOLDER,
     WEIGHTS_FILE,
+    is_model_folder,
+    is_run_folder,
     read_yaml,
 )
 
@@ -215,7 +219,8 @@ def load_exported(folder, savedir=None, run_opts=None, allowed=SAFE_TARGETS):
     Arguments
     ---------
     folder : str or pathlib.Path
-        A model folder (see :func:`export_model`); read offline.
+        A model folder (see ``speaker_metric_learning.export``); read
+        offline.
     savedir : str or pathlib.Path, optional
         Where SpeechBrain links the files (default: none, read in place);
         refused if it holds another model's files.
@@ -274,27 +279,19 @@ def latest_checkpoint(save_folder):
     return latest
 
 
-def is_exported_folder(folder):
-    """Whether ``folder`` is an exported model folder (hyperparameters and
-    no ``save/``), not a ``train.py`` output folder."""
-    return (folder / HYPERPARAMS_FILE).is_file() and not (
-        folder / "save"
-    ).is_dir()
-
-
 def locate_run(source):
     """(run folder, checkpoint, whether it is the run's latest) of a run
     output folder or a checkpoint folder."""
     source = pathlib.Path(source).resolve()
-    if (source / HYPERPARAMS_FILE).is_file() and (source / "save").is_dir():
-        checkpoint = latest_checkpoint(source / "save")
+    if is_run_folder(source):
+        checkpoint = latest_checkpoint(source / SAVE_FOLDER)
         if checkpoint is None:
             raise FileNotFoundError(
-                f"{source / 'save'} holds no checkpoint with {WEIGHTS_FILE}: "
-                "has the run finished an epoch?"
+                f"{source / SAVE_FOLDER} holds no checkpoint with "
+                f"{WEIGHTS_FILE}: has the run finished an epoch?"
             )
         return source, checkpoint, True
-    if (source / WEIGHTS_FILE).is_file() and source.name.startswith("CKPT+"):
+    if (source / WEIGHTS_FILE).is_file() and is_checkpoint_folder(source):
         run = source.parent.parent
         if (run / HYPERPARAMS_FILE).is_file():
             latest = latest_checkpoint(source.parent)
@@ -305,7 +302,8 @@ def locate_run(source):
                     return run, checkpoint, checkpoint == latest
     raise FileNotFoundError(
         f"{source} is neither a train.py output folder (with "
-        f"{HYPERPARAMS_FILE} and save/) nor one of its save/CKPT+* folders"
+        f"{HYPERPARAMS_FILE} and {SAVE_FOLDER}/) nor one of its "
+        f"{SAVE_FOLDER}/CKPT+* folders"
     )
 
 
@@ -333,7 +331,7 @@ def weights_source(source):
 (with hyperparams.yaml and save/) nor one of its save/CKPT+* folders
     """
     folder = pathlib.Path(source)
-    if is_exported_folder(folder):
+    if is_model_folder(folder):
         return f"exported model {folder}"
     run, checkpoint, is_latest = locate_run(folder)
     which = "its latest intact checkpoint" if is_latest else "not its latest"
@@ -360,14 +358,21 @@ def weights_file(source):
     >>> weights_file("/no/such/run")
     Traceback (most recent call last):
     ...
-    FileNotFoundError: /no/such/run is neither a train.py output folder \
-(with hyperparams.yaml and save/) nor one of its save/CKPT+* folders
+    FileNotFoundError: no weights in /no/such/run: give a weights file, a \
+folder holding embedding_model.ckpt or a train.py output folder (with \
+hyperparams.yaml and save/)
     """
     path = pathlib.Path(source)
     if path.is_file():
         return str(path)
     if (path / WEIGHTS_FILE).is_file():
         return str(path / WEIGHTS_FILE)
+    if not is_run_folder(path):
+        raise FileNotFoundError(
+            f"no weights in {path}: give a weights file, a folder holding "
+            f"{WEIGHTS_FILE} or a train.py output folder (with "
+            f"{HYPERPARAMS_FILE} and {SAVE_FOLDER}/)"
+        )
     _, checkpoint, _ = locate_run(path)
     return str(checkpoint.path / WEIGHTS_FILE)
 
@@ -472,7 +477,7 @@ def embedding_architecture(source, allowed=SAFE_TARGETS):
     'SincTDNN'
     """
     folder = pathlib.Path(source)
-    if is_exported_folder(folder):
+    if is_model_folder(folder):
         definition = folder / HYPERPARAMS_FILE
         text = definition.read_text(encoding="utf-8")
         checked_targets(text, definition, allowed)
@@ -553,7 +558,7 @@ def load_model(source, run_opts=None):
 (with hyperparams.yaml and save/) nor one of its save/CKPT+* folders
     """
     folder = pathlib.Path(source)
-    if is_exported_folder(folder):
+    if is_model_folder(folder):
         return load_exported(folder, run_opts=run_opts)
     run, checkpoint, _ = locate_run(folder)
     hparams = load_hyperpyyaml(_checked_definition(run))

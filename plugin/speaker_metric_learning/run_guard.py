@@ -33,6 +33,12 @@ import pathlib
 import ruamel.yaml
 import torch
 
+from speaker_metric_learning.layout import (
+    HYPERPARAMS_FILE,
+    SAVE_FOLDER,
+    is_run_folder,
+)
+
 #: Options that must be whole numbers, with their smallest value.
 INTEGER_OPTIONS = {
     "number_of_epochs": 0,  # 0: evaluate (e.g. a pretrained model) only
@@ -105,7 +111,6 @@ ADDED_WITH = {
     "lr_scheduler": "lr_annealing_factor",
 }
 LOCK_FILE = ".train.lock"
-RECORD_FILE = "hyperparams.yaml"
 
 
 class RunGuardError(ValueError):
@@ -396,7 +401,69 @@ def _recorded(name, value):
     shown with the value the run was trained as."""
     if value is None and name in ADDED_OPTIONS:
         return f"not recorded, trained as {ADDED_OPTIONS[name] or 'null'}"
-    return _shown(value)
+    return "not recorded" if value is None else _shown(value)
+
+
+def describe_changes(changes):
+    """Option changes, in words, for a log line or a message.
+
+    Arguments
+    ---------
+    changes : dict
+        ``{name: (recorded, new)}`` as :func:`check_resume` returns them.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> describe_changes({"num_workers": ("2", "0"), "mining": (None, "")})
+    'num_workers: 2 -> 0; mining: not recorded, trained as null -> null'
+    """
+    return "; ".join(
+        f"{name}: {_recorded(name, old)} -> {_shown(new)}"
+        for name, (old, new) in changes.items()
+    )
+
+
+def recorded_speakers(output_folder):
+    """The training speaker count a run recorded.
+
+    Arguments
+    ---------
+    output_folder : str or os.PathLike
+        A run's folder.
+
+    Returns
+    -------
+    dict
+        ``{"n_train_speakers": N}``, or empty if the folder records none.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> recorded_speakers(folder)
+    {}
+    >>> _ = (folder / HYPERPARAMS_FILE).write_text("n_train_speakers: 7\\n")
+    >>> recorded_speakers(folder)
+    {'n_train_speakers': 7}
+    """
+    record = pathlib.Path(output_folder) / HYPERPARAMS_FILE
+    if not record.is_file():
+        return {}
+    recorded = _entries(record.read_text(encoding="utf-8"))
+    if "n_train_speakers" not in recorded:
+        return {}
+    return {"n_train_speakers": int(recorded["n_train_speakers"])}
+
+
+def record_hyperparams(output_folder, text):
+    """Writes the resolved hyperparameters a run trains with to its
+    ``hyperparams.yaml``, which :func:`check_resume` compares with."""
+    record = pathlib.Path(output_folder) / HYPERPARAMS_FILE
+    record.write_text(text, encoding="utf-8")
 
 
 def check_resume(output_folder, new_text, resumable):
@@ -442,7 +509,7 @@ was trained with other options than this command's (lr: 0.1 -> 0.5), and \
 a run resumes with the options it was trained with: repeat its options, or \
 give another --output_folder for a new run
     """
-    record = pathlib.Path(output_folder) / RECORD_FILE
+    record = pathlib.Path(output_folder) / HYPERPARAMS_FILE
     if not resumable or not record.is_file():
         return {}
     recorded = _entries(record.read_text(encoding="utf-8"))
@@ -460,10 +527,7 @@ give another --output_folder for a new run
             for name, change in refused.items()
             if all(_is_plain(value) for value in change)
         }
-        listed = "; ".join(
-            f"{name}: {_recorded(name, old)} -> {_shown(new)}"
-            for name, (old, new) in (given or refused).items()
-        )
+        listed = describe_changes(given or refused)
         raise RunGuardError(
             f"{record} was trained with other options than this command's "
             f"({listed}), and a run resumes with the options it was trained "
@@ -472,19 +536,6 @@ give another --output_folder for a new run
         )
     added = _added_at_earlier_value(recorded, wanted)
     return {**changes, **{name: (None, ADDED_OPTIONS[name]) for name in added}}
-
-
-def is_run_folder(folder):
-    """Whether a folder is a ``train.py`` output folder.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> is_run_folder(tempfile.mkdtemp())
-    False
-    """
-    folder = pathlib.Path(folder)
-    return (folder / RECORD_FILE).is_file() and (folder / "save").is_dir()
 
 
 def refuse_run_folder(folder, what):
@@ -523,7 +574,7 @@ another output folder (e.g. a subfolder)
     for run in (folder, *folder.parents):
         if is_run_folder(run):
             inside = folder.relative_to(run).parts
-            if not inside or inside[0] == "save":
+            if not inside or inside[0] == SAVE_FOLDER:
                 where = (
                     "is a train.py run folder"
                     if not inside

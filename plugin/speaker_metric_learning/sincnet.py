@@ -38,7 +38,6 @@ Authors
 
 import argparse
 import math
-import os
 import sys
 
 import torch
@@ -536,16 +535,17 @@ def plot_filters(sincnet, path, initial=None):
     figure.savefig(path)
 
 
-def load_sincnet(path, kernel_size=251, stride=5, sample_rate=16000):
+def load_sincnet(source, kernel_size=251, stride=5, sample_rate=16000):
     """Loads the SincNet of a saved ``SincTDNN`` (or ``SincNet``) state dict.
 
     Arguments
     ---------
-    path : str
-        A state dict file, or a SpeechBrain checkpoint folder holding
-        ``embedding_model.ckpt``. The SincNet entries are the keys ending
-        in ``low_offset``, ``band_offset`` and ``frequency_unit`` (any
-        prefix).
+    source : str or os.PathLike
+        A state dict file, an exported model folder, a ``train.py`` output
+        folder (its latest checkpoint) or one of its checkpoint folders
+        (``speaker_metric_learning.model_io.weights_file``). The SincNet
+        entries are the keys ending in ``low_offset``, ``band_offset`` and
+        ``frequency_unit`` (any prefix).
     kernel_size, stride, sample_rate : int
         Configuration not stored in the state dict.
 
@@ -563,21 +563,15 @@ def load_sincnet(path, kernel_size=251, stride=5, sample_rate=16000):
     >>> load_sincnet(path).n_filters
     8
     """
-    if os.path.isdir(path):
-        path = os.path.join(path, WEIGHTS_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{path} does not exist: give a state dict file or a checkpoint "
-            f"folder holding {WEIGHTS_FILE}"
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    # Imported here: model I/O loads SpeechBrain's inference modules, which
+    # the layer itself does not need.
+    from speaker_metric_learning.model_io import read_state_dict, weights_file
+
+    path = weights_file(source)
+    state = read_state_dict(path)
     tensors = {}
     for name in ("low_offset", "band_offset", "frequency_unit"):
-        keys = [
-            key
-            for key in (state if isinstance(state, dict) else {})
-            if key == name or key.endswith("." + name)
-        ]
+        keys = [key for key in state if key.endswith("." + name) or key == name]
         if len(keys) != 1:
             raise ValueError(
                 f"{path} is not a state dict with one SincNet: found "
@@ -620,7 +614,8 @@ def main(argv=None):
     )
     parser.add_argument(
         "checkpoint",
-        help=f"state dict file, or checkpoint folder with {WEIGHTS_FILE}",
+        help="state dict file, exported model folder, train.py run folder "
+        f"(latest checkpoint) or checkpoint folder with {WEIGHTS_FILE}",
     )
     parser.add_argument("-o", "--output", required=True, help="PNG file")
     parser.add_argument("--kernel_size", type=int, default=251)

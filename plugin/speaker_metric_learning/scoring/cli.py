@@ -45,13 +45,12 @@ import argparse
 import pathlib
 
 from speaker_metric_learning.command_line import exit_on
-from speaker_metric_learning.data import read_audio
-from speaker_metric_learning.layout import (
-    AUDIO_EXTENSIONS,
-    find_audio,
-    speaker_audio_files,
-)
 from speaker_metric_learning.run_guard import refuse_run_folder
+from speaker_metric_learning.scoring.audio import (
+    AudioFiles,
+    cohort_files,
+    trial_audio,
+)
 from speaker_metric_learning.scoring.compare import (
     compare_results,
     format_table,
@@ -153,7 +152,7 @@ def main(argv=None):
     Returns
     -------
     int
-        Exit status: 0 on success, 2 on a bad input (message on stderr).
+        Exit status: 0 on success, 1 on a bad input (message on stderr).
 
     Example
     -------
@@ -264,133 +263,6 @@ def _add_score_model_parser(commands):
     parser.add_argument("--cache_dir", help="folder of cached embeddings")
 
 
-def cohort_files(folder, per_speaker):
-    """The first audio files (sorted paths) of each speaker of a folder.
-
-    Arguments
-    ---------
-    folder : str or pathlib.Path
-        Speaker folders ``<spk>/...``, or a corpus part with ``wav/<spk>/...``.
-    per_speaker : int
-        Files kept per speaker (at most).
-
-    Returns
-    -------
-    list of tuple
-        ``(speaker, path)`` pairs, by speaker then path.
-
-    Raises
-    ------
-    ValueError
-        If no speaker folder holds an audio file.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> root = pathlib.Path(tempfile.mkdtemp())
-    >>> for name in ["wav/s1/b.wav", "wav/s1/a.wav", "wav/s2/x/c.flac"]:
-    ...     (root / name).parent.mkdir(parents=True, exist_ok=True)
-    ...     (root / name).touch()
-    >>> [(s, p.name) for s, p in cohort_files(root, 1)]
-    [('s1', 'a.wav'), ('s2', 'c.flac')]
-    """
-    if not pathlib.Path(folder).is_dir():
-        raise FileNotFoundError(f"cohort folder not found: {folder}")
-    pairs = [
-        (speaker, path)
-        for speaker, files in speaker_audio_files(folder).items()
-        for path in files[:per_speaker]
-    ]
-    if not pairs:
-        raise ValueError(
-            f"{folder} holds no speaker folder with audio files "
-            f"({', '.join(AUDIO_EXTENSIONS)}): give a folder of <spk>/... "
-            "or wav/<spk>/... audio files as --cohort_folder."
-        )
-    return pairs
-
-
-class _AudioFiles:
-    """``(id, waveform)`` items read when indexed (bounded memory)."""
-
-    def __init__(self, ids, paths, sample_rate):
-        self.data_ids = list(ids)
-        self.paths = list(paths)
-        self.sample_rate = sample_rate
-
-    def __len__(self):
-        return len(self.paths)
-
-    def __getitem__(self, index):
-        audio = read_audio(str(self.paths[index]), self.sample_rate)
-        return self.data_ids[index], audio
-
-
-def trial_audio(trials, folder):
-    """The audio file of every utterance of a trial list.
-
-    Arguments
-    ---------
-    trials : speaker_metric_learning.scoring.trials.TrialList
-        The trials.
-    folder : str or pathlib.Path
-        The folder the trial paths are relative to.
-
-    Returns
-    -------
-    list of pathlib.Path
-        One file per utterance of ``trials.utterances``.
-
-    Raises
-    ------
-    ValueError
-        If the list has no target or no non-target trial (no error rate
-        can be measured).
-    FileNotFoundError
-        Naming the first utterance without a file, and the first trial
-        line that uses it.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> from speaker_metric_learning.scoring.trials import TrialList
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> for name in ("a.wav", "b.flac"):
-    ...     (folder / name).touch()
-    >>> trials = TrialList.from_lines(["1 a b", "0 b a"])
-    >>> [path.name for path in trial_audio(trials, folder)]
-    ['a.wav', 'b.flac']
-    >>> trial_audio(TrialList.from_lines(["1 a b"], "t.txt"), folder)
-    Traceback (most recent call last):
-    ...
-    ValueError: t.txt has no non-target trial (label 0): an error rate needs \
-both target and non-target trials.
-    """
-    fingerprint = trials.fingerprint
-    for count, kind, label in (
-        (fingerprint.n_targets, "target", 1),
-        (fingerprint.n_nontargets, "non-target", 0),
-    ):
-        if not count:
-            raise ValueError(
-                f"{trials.source} has no {kind} trial (label {label}): an "
-                "error rate needs both target and non-target trials."
-            )
-    paths = []
-    for utterance in trials.utterances:
-        path = find_audio(folder, utterance)
-        if path is None:
-            line = trials.first_line(utterance)
-            raise FileNotFoundError(
-                f"no audio file for '{utterance}' ({trials.source}, line "
-                f"{line}): {pathlib.Path(folder) / utterance} (with "
-                f"{', '.join(AUDIO_EXTENSIONS)} or no extension) does not "
-                "exist; check --eval_folder or fix the trial list."
-            )
-        paths.append(path)
-    return paths
-
-
 def _score_model(args):
     """The ``score-model`` command."""
     # Imported here: SpeechBrain's inference modules load slowly.
@@ -422,7 +294,7 @@ def _score_model(args):
     common = {"n_replicates": args.bootstrap, "seed": args.seed}
     results, embeddings = evaluate(
         model,
-        _AudioFiles(trials.utterances, paths, sample_rate),
+        AudioFiles(trials.utterances, paths, sample_rate),
         trials,
         args.output,
         name,
@@ -439,7 +311,7 @@ def _score_model(args):
         ids = [str(path) for _, path in pairs]
         _, cohort_embeddings = extract_embeddings(
             model,
-            _AudioFiles(ids, [path for _, path in pairs], sample_rate),
+            AudioFiles(ids, [path for _, path in pairs], sample_rate),
             **settings,
         )
         speakers, cohort = speaker_centroids(
