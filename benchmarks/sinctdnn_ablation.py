@@ -53,9 +53,14 @@ from comparison.cli import (
     run_then_report,
 )
 from comparison.corpus import decode_corpus
-from comparison.results import load_scores, min_dcf_entry
+from comparison.results import min_dcf_entry
 from comparison.runs import run_logged
-from speaker_metric_learning.scoring.compare import load_results
+from speaker_metric_learning.layout import TRAIN_LOG_FILE
+from speaker_metric_learning.scoring.compare import (
+    RESULTS_FILE,
+    load_results,
+    load_scores,
+)
 from speaker_metric_learning.scoring.significance import paired_bootstrap
 from speaker_metric_learning.scoring.summaries import (
     format_interval,
@@ -172,7 +177,7 @@ def train_command(name, seed, layout):
 def train_and_score(name, seed, layout):
     """One run (skipped when its results exist); returns its label."""
     run = layout.run(name, seed)
-    if (run / "results.json").exists():
+    if (run / RESULTS_FILE).exists():
         return f"{name}/{seed} (done before)"
     run.mkdir(parents=True, exist_ok=True)
     seconds = run_logged(train_command(name, seed, layout), run / "run.log")
@@ -221,22 +226,11 @@ def last_mean_cosine(train_log):
     return float(found[-1]) if found else None
 
 
-def last_checkpoint(run):
-    """The newest ``save/CKPT+*`` folder of a run (by its meta save time)."""
-    from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
-
-    saved = checkpoints_in_saving_order(run / "save")
-    return saved[-1].path if saved else None
-
-
 def cut_off_movement(run):
-    """Mean |change| of the SincNet centre frequencies, Hz (None: no
-    SincNet in the run's model)."""
-    checkpoint = last_checkpoint(run)
-    if checkpoint is None:
-        return None
+    """Mean |change| of the SincNet centre frequencies, Hz, at the run's
+    latest checkpoint (None: no SincNet in the run's model)."""
     try:
-        learned = load_sincnet(str(checkpoint))
+        learned = load_sincnet(run)
     except ValueError:  # a model without SincNet
         return None
     initial = SincNet(
@@ -255,7 +249,7 @@ def collect(layout, names, seeds):
         runs = {}
         for seed in seeds:
             run = layout.run(name, seed)
-            if not (run / "results.json").exists():
+            if not (run / RESULTS_FILE).exists():
                 continue
             results = load_results(run)
             wall = json.loads((run / "wall_time.json").read_text())
@@ -263,7 +257,7 @@ def collect(layout, names, seeds):
                 "eer": results["eer"]["value"],
                 "eer_ci": results["eer"]["ci"],
                 "min_dcf": min_dcf_entry(results)["value"],
-                "mean_cosine": last_mean_cosine(run / "train_log.txt"),
+                "mean_cosine": last_mean_cosine(run / TRAIN_LOG_FILE),
                 "cut_off_change_hz": cut_off_movement(run),
                 "wall_s": wall["wall_s"],
             }
@@ -418,12 +412,11 @@ def write_report(args, layout):
         )
     )
     first = layout.run(DEFAULT_ROW, min(args.seeds))
-    checkpoint = last_checkpoint(first) if first.exists() else None
-    if checkpoint is not None:
+    if (first / RESULTS_FILE).exists():
         figure = (
             ROOT / "benchmarks" / "figures" / "sincnet_filters_ablation.png"
         )
-        plot_filters(load_sincnet(str(checkpoint), stride=10), str(figure))
+        plot_filters(load_sincnet(first, stride=10), str(figure))
     print(text)
 
 

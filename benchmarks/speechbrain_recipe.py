@@ -47,6 +47,7 @@ import time
 
 import numpy as np
 
+from comparison.cli import exit_on_error
 from comparison.corpus import Layout, decode_corpus
 from comparison.runs import run_logged
 from recipes.speechbrain_scripts import (
@@ -415,4 +416,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

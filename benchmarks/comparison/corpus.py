@@ -15,6 +15,11 @@ import zlib
 import numpy as np
 import soundfile
 
+from speaker_metric_learning.layout import (
+    audio_root,
+    speaker_audio_files,
+    utterance_id,
+)
 from speaker_metric_learning.scoring.trials import read_trials
 
 SAMPLE_RATE = 16000
@@ -114,11 +119,13 @@ def modify(waveform, variant, rng, sample_rate=SAMPLE_RATE):
 
 
 def audio_files(folder):
-    """``{utterance id: path}`` of ``<folder>/wav/<spk>/<utt>.<ext>``."""
-    wav = pathlib.Path(folder) / "wav"
+    """``{utterance id: path}`` of the audio files of a corpus split, by
+    speaker and path (``speaker_metric_learning.layout``'s rules)."""
+    root = audio_root(folder)
     return {
-        path.relative_to(wav).with_suffix("").as_posix(): path
-        for path in sorted(wav.glob("*/*.*"))
+        utterance_id(path.relative_to(root)): path
+        for paths in speaker_audio_files(folder).values()
+        for path in paths
     }
 
 

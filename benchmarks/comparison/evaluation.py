@@ -16,7 +16,16 @@ import torch
 
 from comparison.corpus import VARIANTS, runs_robustness_folder, variant_csv
 from comparison.systems import AAM_SYSTEMS
-from speaker_metric_learning.scoring.compare import evaluate_scores
+from speaker_metric_learning.layout import (
+    HYPERPARAMS_FILE,
+    SAVE_FOLDER,
+    audio_root,
+    utterance_id,
+)
+from speaker_metric_learning.scoring.compare import (
+    RESULTS_FILE,
+    evaluate_scores,
+)
 from speaker_metric_learning.scoring.trials import (
     embedding_matrix,
     pair_scores,
@@ -86,7 +95,7 @@ def score_all(folder, name, trials, embed_folder, extra=None):
             )
         )
     for variant, target, system_name in targets:
-        if (target / "results.json").exists():
+        if (target / RESULTS_FILE).exists():
             continue
         if clean is None:
             clean = embed_folder(None)
@@ -104,16 +113,17 @@ def score_all(folder, name, trials, embed_folder, extra=None):
 def cohort_csv(layout):
     """Data CSV of the first ``AS_NORM_UTTERANCES`` files of every training
     speaker, the adaptive s-norm cohort (written once)."""
+    from speaker_metric_learning.data import DATA_CSV_COLUMNS
     from speaker_metric_learning.scoring.audio import cohort_files
 
     csv_file = layout.shared / "csv" / f"cohort_{AS_NORM_UTTERANCES}.csv"
     if not csv_file.exists():
-        rows = ["ID,duration,wav,spk_id"]
-        for speaker, path in cohort_files(
-            layout.decoded("train"), AS_NORM_UTTERANCES
-        ):
+        folder = layout.decoded("train")
+        rows = [",".join(DATA_CSV_COLUMNS)]
+        for speaker, path in cohort_files(folder, AS_NORM_UTTERANCES):
             duration = soundfile.info(path).duration
-            rows.append(f"{speaker}/{path.stem},{duration},{path},{speaker}")
+            name = utterance_id(path.relative_to(audio_root(folder)))
+            rows.append(f"{name},{duration},{path},{speaker}")
         csv_file.parent.mkdir(parents=True, exist_ok=True)
         csv_file.write_text("\n".join(rows) + "\n")
     return csv_file
@@ -158,14 +168,14 @@ def evaluate_run(run, layout):
     scoring, ``evaluate_scores``)."""
     from speaker_metric_learning.data import evaluation_dataset
     from speaker_metric_learning.hyperparams import load_hparams
+    from speaker_metric_learning.model_io import load_model
     from speaker_metric_learning.scoring.embeddings import extract_embeddings
     from speaker_metric_learning.scoring.evaluation import evaluation_settings
 
     run = pathlib.Path(run)
-    hparams = load_hparams(str(run / "hyperparams.yaml"))
-    if hparams["checkpointer"].recover_if_possible() is None:
-        raise FileNotFoundError(f"no checkpoint in {run / 'save'}")
-    model = hparams["embedding_model"].eval()
+    record = run / HYPERPARAMS_FILE
+    hparams = load_hparams(str(record))  # the run's evaluation settings
+    model = load_model(run).mods.embedding_model  # its latest checkpoint
     trials = read_trials(layout.trials)
 
     def embed_csv(csv_file):
@@ -178,7 +188,7 @@ def evaluate_run(run, layout):
 
     def embed_folder(variant):
         if variant is None:
-            return embed_csv(run / "save" / "eval.csv")
+            return embed_csv(run / SAVE_FOLDER / "eval.csv")
         return embed_csv(variant_csv(layout, variant))
 
     clean = score_all(
@@ -186,10 +196,10 @@ def evaluate_run(run, layout):
         hparams["experiment"],
         trials,
         embed_folder,
-        extra={"hparams": str(run / "hyperparams.yaml")},
+        extra={"hparams": str(record)},
     )
     normalise = run.parent.name in AAM_SYSTEMS
-    if normalise and not (as_norm_folder(run) / "results.json").exists():
+    if normalise and not (as_norm_folder(run) / RESULTS_FILE).exists():
         if clean is None:
             clean = embed_folder(None)
         score_as_norm(
@@ -204,4 +214,4 @@ def all_results_exist(folder):
     folders = [folder, *(runs_robustness_folder(folder, v) for v in VARIANTS)]
     if folder.parent.name in AAM_SYSTEMS:
         folders.append(as_norm_folder(folder))
-    return all((f / "results.json").exists() for f in folders)
+    return all((f / RESULTS_FILE).exists() for f in folders)

@@ -4,7 +4,7 @@ Owns ``plot_all``: the median-EER run of each system and every reference
 point on one DET plot (``det.png``).
 """
 
-from comparison.results import load_scores
+from speaker_metric_learning.scoring.compare import load_scores
 
 
 def median_run(runs):

@@ -10,13 +10,16 @@ list; and the readers of one results folder they use.
 import json
 import pathlib
 
-import numpy as np
-
 from comparison.corpus import VARIANTS, runs_robustness_folder
 from comparison.evaluation import as_norm_folder
 from comparison.references import REFERENCES
 from comparison.systems import REFERENCE_SYSTEM
-from speaker_metric_learning.scoring.compare import load_results
+from speaker_metric_learning.layout import TRAIN_LOG_FILE
+from speaker_metric_learning.scoring.compare import (
+    RESULTS_FILE,
+    load_results,
+    load_scores,
+)
 from speaker_metric_learning.scoring.significance import paired_bootstrap
 
 
@@ -28,7 +31,7 @@ def min_dcf_entry(results, p_target=0.01):
 def run_summary(folder):
     """Compact metrics of one results folder (or None if unfinished)."""
     folder = pathlib.Path(folder)
-    if not (folder / "results.json").exists():
+    if not (folder / RESULTS_FILE).exists():
         return None
     results = load_results(folder)
     dcf = min_dcf_entry(results)
@@ -38,12 +41,6 @@ def run_summary(folder):
         "min_dcf": dcf["value"],
         "min_dcf_ci": dcf["ci"],
     }
-
-
-def load_scores(folder):
-    """Scores and labels of a results folder."""
-    with np.load(pathlib.Path(folder) / "scores.npz") as saved:
-        return saved["scores"], saved["labels"]
 
 
 def train_losses(train_log):
@@ -90,7 +87,7 @@ def collect(layout, systems, seeds):
                 "wall_time": json.loads(timing_file.read_text())
                 if timing_file.exists()
                 else {},
-                "train_loss_first_last": train_losses(run / "train_log.txt"),
+                "train_loss_first_last": train_losses(run / TRAIN_LOG_FILE),
             }
         if runs:
             summary["systems"][system] = {"runs": runs}
@@ -126,7 +123,7 @@ def significance(layout, summary, condition=None, n_replicates=1000):
         return [
             seed
             for seed in systems[system]["runs"]
-            if (folder(system, seed) / "results.json").exists()
+            if (folder(system, seed) / RESULTS_FILE).exists()
         ]
 
     reference_seeds = available(REFERENCE_SYSTEM)

@@ -53,6 +53,8 @@ from speaker_metric_learning.scoring.trials import write_scores
 
 RESULTS_SCHEMA = "speaker_metric_learning.scoring.results/1"
 RESULTS_FILE = "results.json"
+#: The scores and labels of a results folder, as arrays.
+SCORES_FILE = "scores.npz"
 
 
 def compute_results(
@@ -202,7 +204,7 @@ def evaluate_scores(scores, trials, output_folder, system_name, **settings):
     folder.mkdir(parents=True, exist_ok=True)
     files = {
         "scores": "scores.txt",
-        "scores_array": "scores.npz",
+        "scores_array": SCORES_FILE,
         "det": "det.png",
         "histogram": "histogram.png",
     }
@@ -267,6 +269,35 @@ def load_results(folder):
             f"{RESULTS_SCHEMA!r}: re-run the evaluation with this version."
         )
     return results
+
+
+def load_scores(folder):
+    """The scores and labels of a results folder.
+
+    Arguments
+    ---------
+    folder : str or pathlib.Path
+        A folder written by ``evaluate_scores``.
+
+    Returns
+    -------
+    scores, labels : numpy.ndarray
+        One score (float) and one label (1: target) per trial, in the order
+        of the trial list.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speaker_metric_learning.scoring.trials import TrialList
+    >>> folder = tempfile.mkdtemp()
+    >>> trials = TrialList.from_lines(["1 a b", "0 a c"])
+    >>> _ = evaluate_scores([0.9, 0.1], trials, folder, "toy", n_replicates=0)
+    >>> scores, labels = load_scores(folder)
+    >>> scores.tolist(), labels.tolist()
+    ([0.9, 0.1], [1, 0])
+    """
+    with np.load(pathlib.Path(folder) / SCORES_FILE) as saved:
+        return saved["scores"], saved["labels"]
 
 
 def format_table(all_results):
@@ -374,8 +405,6 @@ def compare_results(folders, output_folder=None):
             name = results["system"]
             if names.count(name) > 1:
                 name = f"{name} ({folder})"
-            array = pathlib.Path(folder) / results["files"]["scores_array"]
-            with np.load(array) as saved:
-                systems[name] = split_scores(saved["scores"], saved["labels"])
+            systems[name] = split_scores(*load_scores(folder))
         plot_det(systems, output / "det.png")
     return table
