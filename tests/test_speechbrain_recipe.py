@@ -21,7 +21,6 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.metric_stats import MetricStats
 
-from speaker_metric_learning.brain import pairwise_eer
 from speaker_metric_learning.checkpoints import checkpoints_in_saving_order
 from speaker_metric_learning.losses import (
     AdditiveAngularMarginLoss,
@@ -31,6 +30,7 @@ from speaker_metric_learning.losses import (
     TripletLoss,
 )
 from speaker_metric_learning.model_io import PassThrough
+from speaker_metric_learning.scoring.cosine import pairwise_eer
 from speaker_metric_learning.speechbrain_recipe import (
     LossCost,
     LossHead,

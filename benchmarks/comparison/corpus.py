@@ -120,7 +120,10 @@ def modify(waveform, variant, rng, sample_rate=SAMPLE_RATE):
 
 def audio_files(folder):
     """``{utterance id: path}`` of the audio files of a corpus split, by
-    speaker and path (``speaker_metric_learning.layout``'s rules)."""
+    speaker and path (``speaker_metric_learning.layout``'s rules); empty
+    for a folder not written yet."""
+    if not pathlib.Path(folder).is_dir():
+        return {}
     root = audio_root(folder)
     return {
         utterance_id(path.relative_to(root)): path

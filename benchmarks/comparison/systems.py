@@ -2,10 +2,9 @@
 
 Owns ``SYSTEMS`` (each system's P x K batch layout, description, yaml file
 and added ``train.py`` options), the groups of systems the report treats
-apart (the pair losses, the baselines, the AAM systems that are also
-scored AS-normed, the reference system every other is tested against) and
-``Budget``, the training settings every system gets, turned into
-``train.py`` options.
+apart (the baselines, the AAM systems that are also scored AS-normed,
+the reference system every other is tested against) and ``Budget``, the
+training settings every system gets, turned into ``train.py`` options.
 """
 
 import dataclasses
@@ -48,7 +47,6 @@ SYSTEMS = {
     "xvector": System(1, "Fbank + x-vector (SpeechBrain) + AAM"),
     "ecapa": System(1, "Fbank + ECAPA-TDNN (SpeechBrain) + AAM"),
 }
-PAIR_LOSSES = ("contrastive", "triplet")
 BASELINES = ("paper", "xvector", "ecapa")  # not among the six losses
 AAM_SYSTEMS = ("aam", "paper", "xvector", "ecapa")  # also scored AS-normed
 

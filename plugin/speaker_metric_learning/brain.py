@@ -27,9 +27,9 @@ batches), ``tensorboard_writer`` (a ``SummaryWriter``).
 
 Validation, when ``fit`` is given a validation set, reports the loss (not
 for speaker-disjoint validation) and ``eer``, the equal error rate of the
-cosine scores of all pairs of validation embeddings (at most
-``MAX_VALIDATION_PAIRS``, drawn at random beyond); the EER is then the
-value watched by the scheduler and stored in the checkpoint's meta.
+cosine scores of all pairs of validation embeddings (at most 2,000,000,
+drawn at random beyond: ``scoring.cosine.pairwise_eer``); the EER is then
+the value watched by the scheduler and stored in the checkpoint's meta.
 
 Authors
  * speaker_metric_learning developers
@@ -46,12 +46,11 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 
 from speaker_metric_learning.losses import TrainingHealth
-from speaker_metric_learning.scoring.metrics import equal_error_rate
+from speaker_metric_learning.scoring.cosine import pairwise_eer
 
 logger = logging.getLogger(__name__)
 
 #: Pairs of validation embeddings scored for the validation EER.
-MAX_VALIDATION_PAIRS = 2_000_000
 #: Entry of the Brain's checkpoint file holding the epoch's statistics so
 #: far (intra-epoch checkpoints).
 EPOCH_STATE_KEY = "speaker_brain_epoch_state"
@@ -440,58 +439,3 @@ def logged_epoch(line):
     """
     match = re.match(r"epoch: (\d+)\b", line)
     return None if match is None else int(match.group(1))
-
-
-def pairwise_eer(embeddings, labels, max_pairs=MAX_VALIDATION_PAIRS, seed=0):
-    """Equal error rate of the cosine scores of pairs of embeddings.
-
-    A pair is a target when its two labels are equal. Every pair is scored
-    when there are at most ``max_pairs``, else ``max_pairs`` random pairs of
-    distinct items (seeded).
-
-    Arguments
-    ---------
-    embeddings : torch.Tensor
-        Embeddings ``[n, dim]``.
-    labels : torch.Tensor
-        Speaker labels ``[n]``.
-    max_pairs : int
-        Most pairs scored.
-    seed : int
-        Seed of the pair draw.
-
-    Returns
-    -------
-    float
-        The EER in [0, 1], or NaN without target or non-target pairs.
-
-    Example
-    -------
-    >>> embeddings = torch.tensor([[1.0, 0.1], [1.0, -0.1], [0.1, 1.0]])
-    >>> pairwise_eer(embeddings, torch.tensor([0, 0, 1]))
-    0.0
-    >>> pairwise_eer(embeddings, torch.tensor([0, 1, 1]))  # least similar
-    1.0
-    """
-    unit = torch.nn.functional.normalize(embeddings.float(), dim=1)
-    n = len(unit)
-    if n * (n - 1) // 2 <= max_pairs:
-        first, second = torch.triu_indices(n, n, offset=1)
-    else:
-        generator = torch.Generator().manual_seed(seed)
-        first = torch.randint(n, (max_pairs,), generator=generator)
-        second = torch.randint(n - 1, (max_pairs,), generator=generator)
-        second += second >= first  # never the item itself
-    scores = torch.cat(
-        [
-            (unit[i] * unit[j]).sum(dim=1)
-            for i, j in zip(
-                first.split(65536), second.split(65536), strict=True
-            )
-        ]
-    )
-    target = labels[first] == labels[second]
-    if target.all() or not target.any():
-        return float("nan")
-    eer, _ = equal_error_rate(scores[target], scores[~target])
-    return float(eer)

@@ -42,7 +42,10 @@ import torch
 
 from speaker_metric_learning.command_line import exit_on
 from speaker_metric_learning.hparams_safety import check_hyperparams_safe
-from speaker_metric_learning.inference_definition import exported_hyperparams
+from speaker_metric_learning.inference_definition import (
+    exported_hyperparams,
+    recorded_sample_rate,
+)
 from speaker_metric_learning.layout import (
     HYPERPARAMS_FILE,
     LABEL_ENCODER_FILE,
@@ -118,7 +121,7 @@ def export_model(source, output_folder, onnx=False, overwrite=False):
         raise ValueError(
             f"{run / HYPERPARAMS_FILE} defines no embedding_model to export"
         )
-    sample_rate = hparams.get("sample_rate", 16000)
+    sample_rate = recorded_sample_rate(hparams)
     output.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:
         (output / name).unlink(missing_ok=True)

@@ -68,6 +68,18 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
 """
 
 
+def recorded_sample_rate(hparams):
+    """The input rate of a run's network, from its resolved hyperparameters
+    (16 kHz, every recipe's rate, when they do not say).
+
+    Example
+    -------
+    >>> recorded_sample_rate({}), recorded_sample_rate({"sample_rate": 8000})
+    (16000, 8000)
+    """
+    return hparams.get("sample_rate", 16000)
+
+
 def exported_hyperparams(embedding_model, sample_rate=16000):
     """The ``hyperparams.yaml`` text of a model folder.
 

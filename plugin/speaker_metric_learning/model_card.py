@@ -10,7 +10,10 @@ Authors
 import datetime
 import string
 
-from speaker_metric_learning.inference_definition import describe_node
+from speaker_metric_learning.inference_definition import (
+    describe_node,
+    recorded_sample_rate,
+)
 from speaker_metric_learning.layout import LABEL_ENCODER_FILE, ONNX_FILE
 from speaker_metric_learning.scoring.compare import RESULTS_FILE, load_results
 
@@ -204,7 +207,7 @@ def model_card(run, checkpoint, is_latest, hparams, model, onnx):
         created=f"{created:%Y-%m-%d %H:%M}",
         network=describe_node(hparams["embedding_model"]),
         n_parameters=f"{sum(p.numel() for p in model.parameters()):,}",
-        sample_rate=hparams.get("sample_rate", 16000),
+        sample_rate=recorded_sample_rate(hparams),
         loss=describe_node(hparams.get("loss")),
         data=data,
         label_encoder_file=LABEL_ENCODER_FILE,

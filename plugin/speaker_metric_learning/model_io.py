@@ -36,6 +36,7 @@ from speaker_metric_learning.hparams_safety import (
 from speaker_metric_learning.inference_definition import (
     describe_node,
     exported_hyperparams,
+    recorded_sample_rate,
 )
 from speaker_metric_learning.layout import (
     HYPERPARAMS_FILE,
@@ -492,7 +493,7 @@ def _checked_definition(run, allowed=SAFE_TARGETS):
     definition = run / HYPERPARAMS_FILE
     hparams = read_yaml(definition)
     text = exported_hyperparams(
-        hparams["embedding_model"], hparams.get("sample_rate", 16000)
+        hparams["embedding_model"], recorded_sample_rate(hparams)
     )
     checked_targets(text, definition, allowed)
     return text

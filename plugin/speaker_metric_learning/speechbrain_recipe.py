@@ -36,13 +36,13 @@ Authors
 import torch
 from torch import nn
 
-from speaker_metric_learning.brain import pairwise_eer
 from speaker_metric_learning.losses import (
     ClassificationLoss,
     PairLoss,
     flatten_batch,
     same_label_pairs,
 )
+from speaker_metric_learning.scoring.cosine import pairwise_eer
 
 
 class LossHead(nn.Module):
@@ -231,8 +231,8 @@ class PairVerificationStats:
     Collects the embeddings of every validation batch; ``summarize`` scores
     every pair of them by cosine similarity (a pair is a target when its
     speakers match) and returns the equal error rate, as ``train.py``
-    validates (:func:`~speaker_metric_learning.brain.pairwise_eer`, random
-    pairs beyond its maximum). It applies to any loss; it is the one for
+    validates (:func:`~speaker_metric_learning.scoring.cosine.pairwise_eer`,
+    random pairs beyond its maximum). It applies to any loss; it is the one for
     pair losses, which have no classes to predict. The script stores the
     value as ``ErrorRate`` and keeps the checkpoint where it is lowest.
 

@@ -11,6 +11,12 @@ matrix. These functions are also importable from
 import numpy as np
 import torch
 
+from speaker_metric_learning.scoring.metrics import equal_error_rate
+
+#: Most pairs :func:`pairwise_eer` scores (all pairs of 2,000 embeddings);
+#: beyond, it draws this many at random.
+MAX_PAIRS = 2_000_000
+
 
 def embedding_rows(embeddings, utterances, trials=None):
     """Finds the embedding of each utterance without copying the matrix.
@@ -182,3 +188,58 @@ def pair_scores(matrix, first, second, chunk_size=1024):
             out=scores[start:stop],
         )
     return scores
+
+
+def pairwise_eer(embeddings, labels, max_pairs=MAX_PAIRS, seed=0):
+    """Equal error rate of the cosine scores of pairs of embeddings.
+
+    A pair is a target when its two labels are equal. Every pair is scored
+    when there are at most ``max_pairs``, else ``max_pairs`` random pairs of
+    distinct items (seeded).
+
+    Arguments
+    ---------
+    embeddings : torch.Tensor
+        Embeddings ``[n, dim]``.
+    labels : torch.Tensor
+        Speaker labels ``[n]``.
+    max_pairs : int
+        Most pairs scored.
+    seed : int
+        Seed of the pair draw.
+
+    Returns
+    -------
+    float
+        The EER in [0, 1], or NaN without target or non-target pairs.
+
+    Example
+    -------
+    >>> embeddings = torch.tensor([[1.0, 0.1], [1.0, -0.1], [0.1, 1.0]])
+    >>> pairwise_eer(embeddings, torch.tensor([0, 0, 1]))
+    0.0
+    >>> pairwise_eer(embeddings, torch.tensor([0, 1, 1]))  # least similar
+    1.0
+    """
+    unit = torch.nn.functional.normalize(embeddings.float(), dim=1)
+    n = len(unit)
+    if n * (n - 1) // 2 <= max_pairs:
+        first, second = torch.triu_indices(n, n, offset=1)
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        first = torch.randint(n, (max_pairs,), generator=generator)
+        second = torch.randint(n - 1, (max_pairs,), generator=generator)
+        second += second >= first  # never the item itself
+    scores = torch.cat(
+        [
+            (unit[i] * unit[j]).sum(dim=1)
+            for i, j in zip(
+                first.split(65536), second.split(65536), strict=True
+            )
+        ]
+    )
+    target = labels[first] == labels[second]
+    if target.all() or not target.any():
+        return float("nan")
+    eer, _ = equal_error_rate(scores[target], scores[~target])
+    return float(eer)
