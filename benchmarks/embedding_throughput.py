@@ -56,8 +56,9 @@ from speaker_metric_learning.model_io import load_model
 from speaker_metric_learning.models import SincTDNN
 from speaker_metric_learning.scoring.audio import trial_audio
 from speaker_metric_learning.scoring.compare import compute_results
+from speaker_metric_learning.scoring.cosine import cosine_scores
 from speaker_metric_learning.scoring.embeddings import extract_embeddings
-from speaker_metric_learning.scoring.trials import cosine_scores, read_trials
+from speaker_metric_learning.scoring.trials import read_trials
 
 SAMPLE_RATE = 16000
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")

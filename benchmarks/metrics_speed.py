@@ -90,7 +90,7 @@ def _child(task, n_trials, repeats):
     torch.set_num_threads(1)
     from speechbrain.utils import metric_stats
 
-    from speaker_metric_learning.scoring import metrics, trials
+    from speaker_metric_learning.scoring import cosine, metrics, trials
 
     positive, negative = _random_scores(n_trials)
     pos_t, neg_t = torch.from_numpy(positive), torch.from_numpy(negative)
@@ -128,7 +128,7 @@ def _child(task, n_trials, repeats):
             steps["read_parse"] = time.perf_counter() - start
             fingerprint = trial_list.fingerprint
             steps["fingerprint"] = time.perf_counter() - start
-            scores = trials.cosine_scores(
+            scores = cosine.cosine_scores(
                 trial_list, (trial_list.utterances, embeddings)
             )
             steps["cosine"] = time.perf_counter() - start

@@ -40,7 +40,6 @@ import json
 import os
 import pathlib
 import re
-import sys
 import time
 
 import numpy as np
@@ -54,7 +53,7 @@ from comparison.cli import (
 )
 from comparison.corpus import decode_corpus
 from comparison.results import min_dcf_entry
-from comparison.runs import run_logged
+from comparison.runs import run_logged, train_py_command
 from speaker_metric_learning.layout import TRAIN_LOG_FILE
 from speaker_metric_learning.scoring.compare import (
     RESULTS_FILE,
@@ -167,11 +166,7 @@ def train_command(name, seed, layout):
         **BUDGET,
         **options,
     }
-    command = [sys.executable, str(ROOT / "train.py")]
-    command.append(f"hparams/{yaml_name}.yaml")
-    for key, value in arguments.items():
-        command += [f"--{key}", str(value)]
-    return command
+    return train_py_command(f"hparams/{yaml_name}.yaml", arguments)
 
 
 def train_and_score(name, seed, layout):

@@ -49,7 +49,7 @@ import numpy as np
 
 from comparison.cli import exit_on_error
 from comparison.corpus import Layout, decode_corpus
-from comparison.runs import run_logged
+from comparison.runs import run_logged, train_py_command
 from recipes.speechbrain_scripts import (
     SPEAKER_REC,
     extract_speechbrain_files,
@@ -226,10 +226,7 @@ def _train_py_run(loss, seed, args, layout, steps):
         "lr": args.lr,
         "num_workers": 0,
     }
-    command = [sys.executable, str(ROOT / "train.py")]
-    command.append(str(ROOT / "hparams" / f"{loss}.yaml"))
-    command += [f"--{name}={value}" for name, value in options.items()]
-    _timed(command, run)
+    _timed(train_py_command(ROOT / "hparams" / f"{loss}.yaml", options), run)
     return run
 
 

@@ -27,16 +27,13 @@ from speaker_metric_learning.model_io import (
 )
 from speaker_metric_learning.models import SincTDNN
 from speaker_metric_learning.scoring.compare import load_results
+from speaker_metric_learning.scoring.cosine import cosine_scores
 from speaker_metric_learning.scoring.embeddings import extract_embeddings
 from speaker_metric_learning.scoring.metrics import (
     equal_error_rate,
     split_scores,
 )
-from speaker_metric_learning.scoring.trials import (
-    TrialList,
-    cosine_scores,
-    read_trials,
-)
+from speaker_metric_learning.scoring.trials import TrialList, read_trials
 from speaker_metric_learning.sincnet import load_sincnet
 from speaker_metric_learning.sincnet import main as sincnet_main
 

@@ -26,11 +26,11 @@ from speaker_metric_learning.scoring.compare import (
     RESULTS_FILE,
     evaluate_scores,
 )
-from speaker_metric_learning.scoring.trials import (
+from speaker_metric_learning.scoring.cosine import (
     embedding_matrix,
     pair_scores,
-    read_trials,
 )
+from speaker_metric_learning.scoring.trials import read_trials
 
 # Adaptive s-norm as Coria et al. report it: the top 400 of 1,170 training
 # speaker centroids, i.e. the same share of our 125 training speakers.

@@ -41,14 +41,26 @@ def train_command(system, seed, budget, layout):
         "num_workers": 0,
         **budget.overrides(system),
     }
-    command = [
+    return train_py_command(
+        SYSTEMS[system].hparams_file(system).relative_to(ROOT), options
+    )
+
+
+def train_py_command(hparams_file, options):
+    """The command line running ``train.py`` on ``hparams_file`` with
+    ``options`` (``{name: value}``) as ``--name=value`` overrides.
+
+    Example
+    -------
+    >>> train_py_command("hparams/aam.yaml", {"lr": -1, "seed": 3})[2:]
+    ['hparams/aam.yaml', '--lr=-1', '--seed=3']
+    """
+    return [
         sys.executable,
         str(ROOT / "train.py"),
-        str(SYSTEMS[system].hparams_file(system).relative_to(ROOT)),
+        str(hparams_file),
+        *(f"--{name}={value}" for name, value in options.items()),
     ]
-    for name, value in options.items():
-        command += [f"--{name}", str(value)]
-    return command
 
 
 def single_thread_env():

@@ -282,8 +282,8 @@ def load_scores(folder):
     Returns
     -------
     scores, labels : numpy.ndarray
-        One score (float) and one label (1: target) per trial, in the order
-        of the trial list.
+        One score (float) and one label (True: target) per trial, in the
+        order of the trial list.
 
     Example
     -------
@@ -294,7 +294,7 @@ def load_scores(folder):
     >>> _ = evaluate_scores([0.9, 0.1], trials, folder, "toy", n_replicates=0)
     >>> scores, labels = load_scores(folder)
     >>> scores.tolist(), labels.tolist()
-    ([0.9, 0.1], [1, 0])
+    ([0.9, 0.1], [True, False])
     """
     with np.load(pathlib.Path(folder) / SCORES_FILE) as saved:
         return saved["scores"], saved["labels"]
