@@ -438,7 +438,8 @@ def recorded_speakers(output_folder):
     Returns
     -------
     dict
-        ``{"n_train_speakers": N}``, or empty if the folder records none.
+        ``{"n_train_speakers": N}``, or empty if the folder records no
+        count.
 
     Example
     -------
@@ -453,10 +454,11 @@ def recorded_speakers(output_folder):
     record = pathlib.Path(output_folder) / HYPERPARAMS_FILE
     if not record.is_file():
         return {}
-    recorded = _entries(record.read_text(encoding="utf-8"))
-    if "n_train_speakers" not in recorded:
-        return {}
-    return {"n_train_speakers": int(recorded["n_train_speakers"])}
+    count = _entries(record.read_text(encoding="utf-8")).get(
+        "n_train_speakers", ""
+    )
+    # a count that is not a number: check_resume names the difference
+    return {"n_train_speakers": int(count)} if count.isdigit() else {}
 
 
 def record_hyperparams(output_folder, text):

@@ -72,7 +72,7 @@ class AudioFiles:
     paths : sequence of str or pathlib.Path
         The files.
     sample_rate : int
-        The rate every file must have.
+        The rate of the waveforms (files of other rates are resampled).
 
     Example
     -------
