@@ -1,4 +1,9 @@
-"""Tests of the losses: hand-computed values, gradients, cross-checks."""
+"""Tests of the losses: hand-computed values, gradients, cross-checks.
+
+One file: the six losses share one contract, distances, miners and
+reducers, and the tests check them against each other (the same contract
+cases, parametrised over every loss), which split files would repeat.
+"""
 
 import logging
 import math

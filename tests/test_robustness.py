@@ -5,6 +5,9 @@ preparation, corpus generation) is given missing or unreadable paths,
 empty folders, empty or malformed CSV and trial files, misspelt options and
 yaml, and odd audio (NaN/Inf, silence, clipping, 0.1 s, very long); the
 parsers and the audio reader are fuzzed with random bytes.
+
+One file: one question (does every entry point fail clearly?) asked of
+every entry point with the same bad inputs and the same message checks.
 """
 
 import os
