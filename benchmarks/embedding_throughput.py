@@ -50,6 +50,7 @@ from speechbrain.lobes.models.Xvector import Xvector
 from speechbrain.processing.features import InputNormalization
 
 from benchmarks.sincnet_speed import interleaved_medians
+from speaker_metric_learning.command_line import exit_on
 from speaker_metric_learning.data import read_audio
 from speaker_metric_learning.layout import audio_root
 from speaker_metric_learning.model_io import load_model
@@ -283,4 +284,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on(FileNotFoundError, ValueError):  # a wrong --eer or folder
+        main()
